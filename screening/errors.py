@@ -1,0 +1,60 @@
+"""The one exception tree of the package.
+
+    ScreeningError
+    ├── ConfigError (ValueError)        bad option, setting or argument
+    ├── StoreError                      the project database cannot be opened or used
+    │   ├── SchemaError                 the database is from a newer version, or not a project
+    │   └── RecordNotFound (LookupError)
+    ├── ImportFormatError (ValueError)  a file being imported is malformed
+    ├── SourceError                     a remote source (PubMed) failed
+    └── DecisionError (ValueError)      a screening decision breaks a rule
+
+Library code raises these, wrapping other libraries' errors with ``raise ... from e``.
+Only the CLI and the dashboard turn them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ScreeningError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(ScreeningError, ValueError):
+    """An option, setting or argument has a bad value."""
+
+
+class StoreError(ScreeningError):
+    """The project database cannot be opened or used."""
+
+
+class SchemaError(StoreError):
+    """The database is not a screening project, or is newer than this version."""
+
+
+class RecordNotFound(StoreError, LookupError):
+    """No record has the given project id."""
+
+
+class ImportFormatError(ScreeningError, ValueError):
+    """A file being imported is malformed; says which file, where, and which field."""
+
+    def __init__(self, path: str, where: str | None, field: str | None, problem: str) -> None:
+        self.path = str(path)
+        self.where = where
+        self.field = field
+        self.problem = problem
+        parts = [self.path]
+        if where:
+            parts.append(where)
+        if field:
+            parts.append(f"field {field!r}")
+        super().__init__(f"{': '.join(parts)}: {problem}")
+
+
+class SourceError(ScreeningError):
+    """A remote source such as PubMed failed after every retry."""
+
+
+class DecisionError(ScreeningError, ValueError):
+    """A screening decision breaks a rule of the project."""

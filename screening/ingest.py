@@ -1,0 +1,260 @@
+"""Put citations into a project: one transaction per import, provenance kept.
+
+Every citation read from a file or a search becomes one ``records`` row linked to
+its ``sources`` row, even when it duplicates a record already there: deduplication
+(``screening.dedupe``) groups them afterwards and never deletes, so PRISMA can
+count what each database returned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from . import __version__
+from .dedupe import normalize_doi, title_key
+from .errors import ConfigError
+from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, utcnow
+from .sources import Citation
+from .store import Store, audit
+
+CHUNK = 2000
+PRIOR_REVIEWER = "import"
+
+
+@dataclass
+class AddResult:
+    """What one call to :func:`add_citations` wrote."""
+
+    record_ids: list[int] = field(default_factory=list)
+    skipped_existing: int = 0
+    deleted_pmids: list[str] = field(default_factory=list)
+    labels: int = 0
+
+
+@dataclass
+class ImportResult:
+    source_id: int
+    file_name: str | None
+    count: int
+    labels: int
+    deleted: int
+    skipped_existing: int = 0
+
+
+def citation_row(c: Citation) -> dict[str, Any]:
+    """The ``records`` columns for one citation, normalised for matching."""
+    return {
+        "pmid": (c.pmid or "").strip() or None,
+        "doi": normalize_doi(c.doi),
+        "title": c.title or "",
+        "abstract": c.abstract or "",
+        "authors": list(c.authors),
+        "journal": c.journal or "",
+        "year": c.year,
+        "volume": c.volume,
+        "issue": c.issue,
+        "pages": c.pages,
+        "mesh_terms": list(c.mesh_terms),
+        "keywords": list(c.keywords),
+        "publication_types": list(c.publication_types),
+        "language": c.language,
+        "url": c.url,
+        "retracted": bool(c.retracted),
+        "deleted_from_source": False,
+        "extra": dict(c.extra),
+        "title_key": title_key(c.title)[:400],
+        "created_at": utcnow(),
+    }
+
+
+def _chunks(items: Iterable[Citation], size: int) -> Iterator[list[Citation]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _prior_reviewer_id(session: Session) -> int:
+    rid = session.scalar(select(Reviewer.id).where(Reviewer.name == PRIOR_REVIEWER))
+    if rid is None:
+        reviewer = Reviewer(name=PRIOR_REVIEWER, role="system")
+        session.add(reviewer)
+        session.flush()
+        rid = reviewer.id
+    return rid
+
+
+def _existing_pmids(session: Session, pmids: list[str]) -> set[str]:
+    if not pmids:
+        return set()
+    return set(session.scalars(select(Record.pmid).where(Record.pmid.in_(pmids))))
+
+
+def _mark_deleted(session: Session, pmids: list[str]) -> None:
+    if pmids:
+        session.execute(update(Record).where(Record.pmid.in_(pmids)).values(deleted_from_source=True))
+
+
+def add_citations(
+    session: Session,
+    source: Source,
+    citations: Iterable[Citation],
+    *,
+    skip_existing_pmids: bool = False,
+    start_position: int = 0,
+    on_chunk: Callable[[int], None] | None = None,
+) -> AddResult:
+    """Insert citations for ``source`` inside the caller's transaction.
+
+    Labels become prior title/abstract decisions by the ``import`` reviewer.
+    DeleteCitation entries mark existing records with that PMID as withdrawn.
+    With ``skip_existing_pmids`` (a living-review update), a PMID already in the
+    project is not added again.
+    """
+    result = AddResult()
+    position = start_position
+    prior_reviewer: int | None = None
+    for chunk in _chunks(citations, CHUNK):
+        deleted = [c.pmid for c in chunk if c.deleted and c.pmid]
+        result.deleted_pmids.extend(deleted)
+        _mark_deleted(session, deleted)
+        keep = [c for c in chunk if not c.deleted]
+        if skip_existing_pmids:
+            seen = _existing_pmids(session, [c.pmid for c in keep if c.pmid])
+            result.skipped_existing += sum(1 for c in keep if c.pmid in seen)
+            keep = [c for c in keep if c.pmid not in seen]
+        if not keep:
+            continue
+        ids = list(
+            session.scalars(
+                insert(Record).returning(Record.id, sort_by_parameter_order=True),
+                [citation_row(c) for c in keep],
+            )
+        )
+        links = []
+        for offset, (rid, c) in enumerate(zip(ids, keep, strict=True)):
+            links.append(
+                {
+                    "record_id": rid,
+                    "source_id": source.id,
+                    "source_record_id": c.source_record_id,
+                    "position": position + offset,
+                }
+            )
+        position += len(keep)
+        session.execute(insert(RecordSource), links)
+        labelled = [(rid, c) for rid, c in zip(ids, keep, strict=True) if c.label is not None]
+        if labelled:
+            prior_reviewer = prior_reviewer or _prior_reviewer_id(session)
+            session.execute(
+                insert(Decision),
+                [
+                    {
+                        "record_id": rid,
+                        "reviewer_id": prior_reviewer,
+                        "stage": "title_abstract",
+                        "value": "include" if c.label else "exclude",
+                        "kind": "prior",
+                        "reason": None if c.label else c.label_reason,
+                        "note": f"label from {source.file_name or source.name}",
+                        "created_at": utcnow(),
+                    }
+                    for rid, c in labelled
+                ],
+            )
+            result.labels += len(labelled)
+        result.record_ids.extend(ids)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    return result
+
+
+def new_source(
+    session: Session,
+    *,
+    name: str,
+    kind: str = "database",
+    method: str = "import",
+    query: str | None = None,
+    file_name: str | None = None,
+    file_format: str | None = None,
+    count_reported: int | None = None,
+    run_at: datetime | None = None,
+    status: str = "complete",
+    parameters: dict[str, Any] | None = None,
+) -> Source:
+    """A ``sources`` row, flushed so it has an id."""
+    if not name or not name.strip():
+        raise ConfigError("--source: a source needs a name, such as 'PubMed' or 'Embase'")
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"--kind: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+    source = Source(
+        name=name.strip(),
+        kind=kind,
+        method=method,
+        query=query,
+        file_name=file_name,
+        file_format=file_format,
+        count_reported=count_reported,
+        run_at=run_at or utcnow(),
+        status=status,
+        tool_version=__version__,
+        parameters=parameters or {},
+    )
+    session.add(source)
+    session.flush()
+    return source
+
+
+def import_file(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    source_name: str,
+    kind: str = "database",
+    fmt: str | None = None,
+    query: str | None = None,
+    actor: str | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import one file as one transaction: all of it, or nothing and a clear error."""
+    from .sources.files import detect_format, read_file
+
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    with store.begin() as session:
+        source = new_source(
+            session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt
+        )
+        added = add_citations(session, source, read_file(path, fmt=fmt), on_chunk=on_chunk)
+        source.count_retrieved = len(added.record_ids)
+        source.count_new = len(added.record_ids)
+        source.finished_at = utcnow()
+        audit(
+            session,
+            "import",
+            {
+                "source_id": source.id,
+                "file": path.name,
+                "format": fmt,
+                "records": len(added.record_ids),
+                "labels": added.labels,
+                "deleted_pmids": len(added.deleted_pmids),
+            },
+            actor=actor,
+        )
+        return ImportResult(
+            source_id=source.id,
+            file_name=path.name,
+            count=len(added.record_ids),
+            labels=added.labels,
+            deleted=len(added.deleted_pmids),
+        )

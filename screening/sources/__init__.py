@@ -1,0 +1,45 @@
+"""Where records come from: file importers and the PubMed E-utilities client.
+
+Every reader yields :class:`Citation` objects, one per bibliographic record, in
+file order, streaming, so that a 100,000-record file never sits in memory whole.
+A malformed file raises :class:`screening.errors.ImportFormatError` naming the
+file, the line or record, and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Citation:
+    """One record as read from a source, before it enters the store."""
+
+    title: str = ""
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    journal: str = ""
+    year: int | None = None
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None
+    pmid: str | None = None
+    doi: str | None = None
+    mesh_terms: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    publication_types: list[str] = field(default_factory=list)
+    language: str | None = None
+    url: str | None = None
+    retracted: bool = False
+    # a PubMed DeleteCitation entry: the PMID is withdrawn, there is no record to add
+    deleted: bool = False
+    # the record's id in its source (Covidence #, record_id, accession number)
+    source_record_id: str | None = None
+    # a prior screening label from the file: 1 include, 0 exclude, None unlabelled
+    label: int | None = None
+    # an exclusion reason carried by the file (e.g. Covidence "Notes"), if any
+    label_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    # where in the file the record starts, for error messages ("line 12", "record 3")
+    location: str | None = None

@@ -1,0 +1,211 @@
+"""Open, create and query a review project.
+
+A project is one database: a SQLite file by default (WAL journal, foreign keys on)
+or any SQLAlchemy URL, such as ``postgresql+psycopg2://...``. Every write happens
+inside ``Store.begin()``, one transaction, so a failed import or a killed process
+leaves the project as it was before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import __version__
+from .errors import ConfigError, RecordNotFound, SchemaError, StoreError
+from .schema import AuditEvent, Record, Setting
+
+DB_ENV = "SCREENING_DB"
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def resolve_url(db: str | os.PathLike[str] | None) -> str:
+    """Turn ``--db`` (a path or a URL) or ``$SCREENING_DB`` into a SQLAlchemy URL."""
+    value = os.fspath(db) if db is not None else os.environ.get(DB_ENV)
+    if not value:
+        raise ConfigError(f"no project database given: pass --db PATH_OR_URL or set {DB_ENV}")
+    if "://" in value:
+        try:
+            make_url(value)
+        except ArgumentError as e:
+            raise ConfigError(f"--db: {value!r} is not a valid database URL") from e
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the connection settings a project needs on its backend."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    records: int
+    unique: int
+    duplicates: int
+    sources: int
+
+
+class Store:
+    """A handle on one project database. Use as a context manager, or call close()."""
+
+    def __init__(self, engine: Engine, *, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # -- lifecycle ---------------------------------------------------------
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, when the project is one."""
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database)
+        return None
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        with self._sessions() as session:
+            try:
+                with session.begin():
+                    yield session
+            except OperationalError as e:
+                raise StoreError(f"database error in {self.url}: {e.orig}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries only."""
+        with self._sessions() as session:
+            yield session
+
+    # -- settings and audit ------------------------------------------------
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self.read() as s:
+            row = s.get(Setting, key)
+            return default if row is None else row.value
+
+    def settings(self) -> dict[str, Any]:
+        with self.read() as s:
+            return {row.key: row.value for row in s.scalars(select(Setting))}
+
+    def set_setting(self, key: str, value: Any, *, actor: str | None = None) -> None:
+        with self.begin() as s:
+            set_setting(s, key, value, actor=actor)
+
+    # -- records -----------------------------------------------------------
+    def get_record(self, record_id: int) -> Record:
+        with self.read() as s:
+            record = s.get(Record, record_id)
+            if record is None:
+                raise RecordNotFound(f"no record with id {record_id} in this project")
+            return record
+
+    def counts(self) -> ProjectCounts:
+        from .schema import Source
+
+        with self.read() as s:
+            total = s.scalar(select(func.count(Record.id))) or 0
+            dups = s.scalar(select(func.count(Record.id)).where(Record.canonical_id.is_not(None))) or 0
+            sources = s.scalar(select(func.count(Source.id))) or 0
+        return ProjectCounts(records=total, unique=total - dups, duplicates=dups, sources=sources)
+
+
+def set_setting(session: Session, key: str, value: Any, *, actor: str | None = None) -> None:
+    """Write a setting inside an open transaction, and log the change."""
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+    audit(session, "setting", {"key": key, "value": value}, actor=actor)
+
+
+def audit(session: Session, action: str, detail: dict[str, Any], *, actor: str | None = None) -> None:
+    """Append an event to the audit log, in the caller's transaction."""
+    session.add(AuditEvent(action=action, detail=detail, actor=actor))
+
+
+def _migrate(engine: Engine) -> None:
+    from .migrations import upgrade
+
+    upgrade(engine)
+
+
+def open_store(db: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:
+    """Open a project, upgrading its schema if it was made by an older version.
+
+    With ``create=False`` a missing SQLite file is an error, so a typo in ``--db``
+    never silently makes an empty project.
+    """
+    url = resolve_url(db)
+    engine = make_engine(url)
+    store = Store(engine, url=url)
+    path = store.path
+    if path is not None and not path.exists():
+        if not create:
+            raise StoreError(f"{path}: no such project; create it with 'screening init {path}'")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        if not create and "settings" not in tables:
+            raise SchemaError(f"{url}: not a screening project (no settings table)")
+        _migrate(engine)
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise StoreError(f"cannot open {url}: {e}") from e
+    except Exception:
+        engine.dispose()
+        raise
+    return store
+
+
+def init_project(
+    db: str | os.PathLike[str] | None,
+    *,
+    name: str,
+    query: str | None = None,
+    criteria: str | None = None,
+    actor: str | None = None,
+) -> Store:
+    """Create a project (or open an existing one) and record its name and topic."""
+    store = open_store(db, create=True)
+    with store.begin() as s:
+        set_setting(s, "name", name, actor=actor)
+        set_setting(s, "tool_version", __version__, actor=actor)
+        if query is not None:
+            set_setting(s, "query", query, actor=actor)
+        if criteria is not None:
+            set_setting(s, "criteria", criteria, actor=actor)
+        audit(s, "init", {"name": name}, actor=actor)
+    return store
