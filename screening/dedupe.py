@@ -25,7 +25,15 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+from rapidfuzz.fuzz import ratio, token_set_ratio
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .errors import RecordNotFound
+from .schema import DuplicatePair, Record
+from .store import Store, audit
 
 DOI_PREFIX = re.compile(r"^(?:https?://)?(?:dx\.)?(?:doi\.org/)?(?:doi:\s*)?", re.IGNORECASE)
 TAG = re.compile(r"<[^>]+>")
@@ -58,6 +66,12 @@ def title_key(title: str | None) -> str:
     return NON_ALNUM.sub(" ", text).strip()
 
 
+def abstract_key(abstract: str | None) -> str:
+    """The first words of an abstract, normalised like titles; empty when too short to be evidence."""
+    words = title_key(abstract).split()
+    return " ".join(words[:ABSTRACT_WORDS]) if len(words) >= ABSTRACT_MIN_WORDS else ""
+
+
 def first_author_key(authors: Iterable[str] | None) -> str:
     """Surname of the first author, folded, for a tie-break between similar titles."""
     for author in authors or ():
@@ -79,6 +93,7 @@ class MatchCandidate:
     title_key: str
     year: int | None
     author_key: str
+    abstract_key: str = ""
 
 
 class UnionFind:
@@ -105,3 +120,295 @@ class UnionFind:
 
 
 Conflict = Callable[[int, int], bool]
+
+
+TITLE_MERGE = 0.96
+TITLE_UNCERTAIN = 0.88
+ABSTRACT_MERGE = 0.92  # token-set similarity of the abstracts' first words
+ABSTRACT_UNCERTAIN = 0.85
+ABSTRACT_DIFFERENT = 0.6
+ABSTRACT_WORDS = 80  # words of the abstract compared
+ABSTRACT_MIN_WORDS = 30  # shorter abstracts are not evidence
+TITLE_FLOOR = 0.5  # titles this different are never the same report, whatever the abstracts say
+SHORT_TITLE = 30  # characters: shorter titles ("Low back pain") need every other field to agree
+NEIGHBOURS = 6  # sorted-neighbourhood window for fuzzy title comparison
+
+
+@dataclass(frozen=True)
+class PairFinding:
+    """One pair the matcher looked at and what it concluded."""
+
+    a: int
+    b: int
+    method: str
+    score: float
+    merge: bool
+
+
+class Groups:
+    """Union-find over record ids that refuses to join groups whose PMIDs or DOIs differ."""
+
+    def __init__(self, candidates: dict[int, MatchCandidate]) -> None:
+        self.uf = UnionFind()
+        self.pmids: dict[int, set[str]] = {}
+        self.dois: dict[int, set[str]] = {}
+        for c in candidates.values():
+            self.uf.find(c.id)
+            self.pmids[c.id] = {c.pmid} if c.pmid else set()
+            self.dois[c.id] = {c.doi} if c.doi else set()
+
+    def same(self, a: int, b: int) -> bool:
+        return self.uf.find(a) == self.uf.find(b)
+
+    def conflict(self, a: int, b: int, *, ignore_doi: bool = False) -> bool:
+        ra, rb = self.uf.find(a), self.uf.find(b)
+        if self.pmids[ra] and self.pmids[rb] and not self.pmids[ra] & self.pmids[rb]:
+            return True
+        return not ignore_doi and bool(self.dois[ra] and self.dois[rb] and not self.dois[ra] & self.dois[rb])
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.uf.find(a), self.uf.find(b)
+        if ra == rb:
+            return
+        root = self.uf.union(ra, rb)
+        other = rb if root == ra else ra
+        self.pmids[root] |= self.pmids.pop(other)
+        self.dois[root] |= self.dois.pop(other)
+
+    def root(self, x: int) -> int:
+        return self.uf.find(x)
+
+
+def _exact_pass(groups: Groups, candidates: Iterable[MatchCandidate], attr: str) -> list[PairFinding]:
+    findings = []
+    by_value: dict[str, list[int]] = defaultdict(list)
+    for c in candidates:
+        value = getattr(c, attr)
+        if value:
+            by_value[value].append(c.id)
+    for ids in by_value.values():
+        first = ids[0]
+        for other in ids[1:]:
+            if not groups.same(first, other) and not groups.conflict(first, other, ignore_doi=attr == "pmid"):
+                groups.union(first, other)
+                findings.append(PairFinding(first, other, attr, 1.0, True))
+    return findings
+
+
+def _years_compatible(a: int | None, b: int | None) -> bool:
+    return a is None or b is None or abs(a - b) <= 1
+
+
+def judge_pair_fields(a: MatchCandidate, b: MatchCandidate) -> tuple[float, bool] | None:
+    """Score two records on title, abstract, year and first author; None when clearly different."""
+    if not a.title_key or not b.title_key:
+        return None
+    title = ratio(a.title_key, b.title_key) / 100.0
+    abstract = token_set_ratio(a.abstract_key, b.abstract_key) / 100.0 if a.abstract_key and b.abstract_key else None
+    if title < TITLE_FLOOR or (title < TITLE_UNCERTAIN and (abstract or 0.0) < ABSTRACT_UNCERTAIN):
+        return None
+    years_ok = _years_compatible(a.year, b.year)
+    authors_ok = not a.author_key or not b.author_key or a.author_key == b.author_key
+    abstracts_agree = abstract is not None and abstract >= ABSTRACT_MERGE
+    abstracts_differ = abstract is not None and abstract < ABSTRACT_DIFFERENT
+    if min(len(a.title_key), len(b.title_key)) < SHORT_TITLE:
+        # a short generic title ("Low back pain") needs more than the title to agree
+        known_same = a.year is not None and a.year == b.year and a.author_key != "" and a.author_key == b.author_key
+        merge = title == 1.0 and (abstracts_agree or (known_same and not abstracts_differ))
+    elif abstracts_agree:
+        merge = years_ok and authors_ok
+    else:
+        merge = title >= TITLE_MERGE and years_ok and authors_ok and not abstracts_differ
+    return max(title, abstract or 0.0), merge
+
+
+def _neighbour_pairs(candidates: list[MatchCandidate]) -> set[tuple[int, int]]:
+    """Pairs close in sorted title, reversed title or abstract order: the fuzzy blocking step."""
+    pairs: set[tuple[int, int]] = set()
+    keys = (lambda c: c.title_key, lambda c: c.title_key[::-1], lambda c: c.abstract_key)
+    for key in keys:
+        ordered = sorted((c for c in candidates if key(c)), key=lambda c: (key(c), c.id))
+        for i, c in enumerate(ordered):
+            for d in ordered[i + 1 : i + 1 + NEIGHBOURS]:
+                pairs.add((min(c.id, d.id), max(c.id, d.id)))
+    return pairs
+
+
+def find_duplicates(
+    candidates: list[MatchCandidate],
+    *,
+    existing: Iterable[tuple[int, int]] = (),
+    rejected: Iterable[tuple[int, int]] = (),
+) -> tuple[dict[int, int], list[PairFinding]]:
+    """Group candidates; return {record id: canonical id} for duplicates, and every fuzzy finding.
+
+    ``existing`` pairs are kept joined (groups never split by a re-run); ``rejected``
+    pairs (a reviewer said "not duplicates") are never joined again.
+    """
+    by_id = {c.id: c for c in candidates}
+    groups = Groups(by_id)
+    for a, b in existing:
+        groups.union(a, b)
+    blocked = {(min(a, b), max(a, b)) for a, b in rejected}
+    findings = _exact_pass(groups, candidates, "pmid") + _exact_pass(groups, candidates, "doi")
+    pairs = sorted(_neighbour_pairs(candidates))
+    # merge the surest pairs first, so a weaker pair cannot block a stronger one
+    judged = []
+    for a, b in pairs:
+        if (a, b) in blocked or groups.same(a, b):
+            continue
+        verdict = judge_pair_fields(by_id[a], by_id[b])
+        if verdict is not None:
+            judged.append((verdict[0], a, b, verdict[1]))
+    judged.sort(key=lambda t: (-t[0], t[1], t[2]))
+    for score, a, b, merge in judged:
+        if groups.same(a, b):
+            continue
+        can_merge = merge and not groups.conflict(a, b)
+        if can_merge:
+            groups.union(a, b)
+        findings.append(PairFinding(a, b, "fuzzy", score, can_merge))
+    mapping = {c.id: groups.root(c.id) for c in candidates if groups.root(c.id) != c.id}
+    return mapping, findings
+
+
+# -- the project side -------------------------------------------------------
+
+FILLABLE = ("abstract", "pmid", "doi", "year", "journal", "volume", "issue", "pages", "language")
+FILLABLE_LISTS = ("authors", "mesh_terms", "keywords", "publication_types")
+
+
+@dataclass(frozen=True)
+class DedupeResult:
+    records: int
+    groups: int
+    duplicates: int
+    new_duplicates: int
+    uncertain: int
+
+
+def _candidates(session: Session) -> tuple[list[MatchCandidate], list[tuple[int, int]]]:
+    rows = session.execute(
+        select(
+            Record.id,
+            Record.pmid,
+            Record.doi,
+            Record.title_key,
+            Record.year,
+            Record.authors,
+            Record.abstract,
+            Record.canonical_id,
+        ).order_by(Record.id)
+    )
+    candidates, existing = [], []
+    for rid, pmid, doi, tkey, year, authors, abstract, canonical in rows:
+        candidates.append(
+            MatchCandidate(rid, pmid, doi, tkey or "", year, first_author_key(authors), abstract_key(abstract))
+        )
+        if canonical is not None:
+            existing.append((rid, canonical))
+    return candidates, existing
+
+
+def _fill_canonical(session: Session, canonical_ids: set[int], mapping: dict[int, int]) -> None:
+    """Give each canonical record the fields it lacks and a twin has (an abstract, a PMID)."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for rid, root in mapping.items():
+        if root in canonical_ids:
+            members[root].append(rid)
+    for root, ids in members.items():
+        canonical = session.get(Record, root)
+        filled = []
+        for twin in session.scalars(select(Record).where(Record.id.in_(ids)).order_by(Record.id)):
+            for name in FILLABLE + FILLABLE_LISTS:
+                if not getattr(canonical, name) and getattr(twin, name):
+                    setattr(canonical, name, getattr(twin, name))
+                    filled.append(name)
+        if filled:
+            canonical.extra = {**(canonical.extra or {}), "filled_from_duplicates": sorted(set(filled))}
+
+
+def dedupe(store: Store, *, actor: str | None = None) -> DedupeResult:
+    """Group the project's duplicates, in one transaction, and log what changed."""
+    with store.begin() as session:
+        candidates, existing = _candidates(session)
+        rejected = session.execute(
+            select(DuplicatePair.record_id, DuplicatePair.other_id).where(DuplicatePair.status == "rejected")
+        ).all()
+        mapping, findings = find_duplicates(candidates, existing=existing, rejected=rejected)
+        before = dict(existing)
+        changed = {rid: root for rid, root in mapping.items() if before.get(rid) != root}
+        for root, rids in _by_root(changed).items():
+            session.execute(update(Record).where(Record.id.in_(rids)).values(canonical_id=root))
+        known = {
+            (a, b): pid
+            for pid, a, b in session.execute(select(DuplicatePair.id, DuplicatePair.record_id, DuplicatePair.other_id))
+        }
+        uncertain = 0
+        for f in findings:
+            if (f.a, f.b) in known:
+                continue
+            status = "merged" if f.merge else "uncertain"
+            uncertain += status == "uncertain"
+            session.add(DuplicatePair(record_id=f.a, other_id=f.b, method=f.method, score=f.score, status=status))
+        _fill_canonical(session, set(changed.values()), mapping)
+        result = DedupeResult(
+            records=len(candidates),
+            groups=len(set(mapping.values())),
+            duplicates=len(mapping),
+            new_duplicates=len(changed),
+            uncertain=uncertain,
+        )
+        audit(session, "dedupe", asdict(result), actor=actor)
+    return result
+
+
+def _by_root(mapping: dict[int, int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    for rid, root in mapping.items():
+        out[root].append(rid)
+    return out
+
+
+@dataclass(frozen=True)
+class UncertainPair:
+    pair_id: int
+    score: float
+    a: Record
+    b: Record
+
+
+def uncertain_pairs(store: Store) -> list[UncertainPair]:
+    """Pairs the matcher was unsure of and nobody has judged, most alike first."""
+    with store.read() as session:
+        rows = session.scalars(
+            select(DuplicatePair)
+            .where(DuplicatePair.status == "uncertain")
+            .order_by(DuplicatePair.score.desc(), DuplicatePair.id)
+        ).all()
+        out = []
+        for pair in rows:
+            a, b = session.get(Record, pair.record_id), session.get(Record, pair.other_id)
+            if (a.canonical_id or a.id) == (b.canonical_id or b.id):
+                continue  # joined since, by another pair
+            out.append(UncertainPair(pair.id, pair.score, a, b))
+        return out
+
+
+def judge_pair(store: Store, pair_id: int, *, duplicate: bool, actor: str | None = None) -> None:
+    """A reviewer's verdict on an uncertain pair: merge the two groups, or keep them apart for good."""
+    with store.begin() as session:
+        pair = session.get(DuplicatePair, pair_id)
+        if pair is None:
+            raise RecordNotFound(f"no duplicate pair with id {pair_id}")
+        pair.status = "merged" if duplicate else "rejected"
+        pair.decided_by = actor
+        if duplicate:
+            a, b = session.get(Record, pair.record_id), session.get(Record, pair.other_id)
+            ra, rb = a.canonical_id or a.id, b.canonical_id or b.id
+            root, other = min(ra, rb), max(ra, rb)
+            session.execute(
+                update(Record).where((Record.id == other) | (Record.canonical_id == other)).values(canonical_id=root)
+            )
+            _fill_canonical(session, {root}, {other: root})
+        audit(session, "dedupe_judgement", {"pair": pair_id, "duplicate": duplicate}, actor=actor)

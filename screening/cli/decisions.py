@@ -1,9 +1,348 @@
-"""CLI commands (placeholder until this group is written)."""
+"""Screening commands: decide, undo, conflicts, resolve, history, fulltext, reviewers, reasons, mode,
+agreement and prisma. Each one calls the library once and prints the result."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from .. import decisions as lib
+from ..agreement import agreement
+from ..errors import ConfigError
+from ..prisma import checked_counts, to_json, to_template_csv
+from ..prisma_diagram import write_diagram
+from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
+from ..schema import STAGES
+from .common import DbOption, console, handle_errors, open_project
+
+ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Registered reviewer name (see 'reviewers add').")]
+StageOption = Annotated[str, typer.Option("--stage", help="title_abstract or full_text.")]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Exclusion reason; at full text, exactly one from 'reasons list'.")
+]
+NoteOption = Annotated[str | None, typer.Option("--note", help="Free-text note kept with the decision.")]
+RecordArg = Annotated[int, typer.Argument(help="Record id (a duplicate's id applies to its canonical record).")]
+ValueArg = Annotated[str, typer.Argument(help="include, exclude or maybe.")]
+ExportFormat = Annotated[str, typer.Option("--format", help="table, csv or json.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of the screen.")]
+
+PRISMA_FORMATS = ("csv", "json", "svg", "png")
+EXPORT_FORMATS = ("table", "csv", "json")
+
+
+def _said(result: lib.DecisionResult) -> str:
+    reason = f" ({result.reason})" if result.reason else ""
+    text = f"#{result.id}: {result.reviewer} {result.value}{reason} record {result.record_id} at {result.stage}"
+    if result.redirected:
+        text += f" (record {result.requested_record_id} is a duplicate of {result.record_id})"
+    return text
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"Wrote {out}")
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
+    if fmt not in allowed:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(allowed)}")
+    return fmt
+
+
+def _rows_csv(rows: list[dict[str, object]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
+
+
+# -- decisions ------------------------------------------------------------------
+@handle_errors
+def decide_command(
+    record: RecordArg,
+    value: ValueArg,
+    db: DbOption,
+    reviewer: ReviewerOption,
+    stage: StageOption = "title_abstract",
+    reason: ReasonOption = None,
+    note: NoteOption = None,
+) -> None:
+    """Record a screening decision (a new row: earlier decisions are kept)."""
+    with open_project(db) as store:
+        result = lib.decide(store, record, value, reviewer=reviewer, stage=stage, reason=reason, note=note)
+        console.print(_said(result), highlight=False)
+
+
+@handle_errors
+def undo_command(
+    db: DbOption,
+    reviewer: ReviewerOption,
+    stage: Annotated[str | None, typer.Option("--stage", help="Only undo a decision at this stage.")] = None,
+) -> None:
+    """Undo the reviewer's latest decision that is not already undone."""
+    with open_project(db) as store:
+        result = lib.undo(store, reviewer=reviewer, stage=stage)
+        console.print(
+            f"#{result.id}: {result.reviewer} undid decision {result.undoes_id} on record "
+            f"{result.record_id} at {result.stage}",
+            highlight=False,
+        )
+
+
+@handle_errors
+def resolve_command(
+    record: RecordArg,
+    value: ValueArg,
+    db: DbOption,
+    reviewer: ReviewerOption,
+    stage: StageOption = "title_abstract",
+    reason: ReasonOption = None,
+    note: NoteOption = None,
+) -> None:
+    """Settle a conflict as a third reviewer; kept as a resolution."""
+    with open_project(db) as store:
+        result = lib.resolve(store, record, value, reviewer=reviewer, stage=stage, reason=reason, note=note)
+        console.print("resolved " + _said(result), highlight=False)
+
+
+@handle_errors
+def fulltext_command(
+    record: RecordArg,
+    db: DbOption,
+    reviewer: ReviewerOption,
+    retrieved: Annotated[str, typer.Option("--retrieved", help="yes or no: was the full-text report obtained?")],
+    note: NoteOption = None,
+) -> None:
+    """Record whether a sought report's full text was retrieved."""
+    answer = retrieved.strip().lower()
+    if answer not in ("yes", "no"):
+        raise ConfigError(f"--retrieved: {retrieved!r} is not yes or no")
+    with open_project(db) as store:
+        result = lib.set_retrieval(store, record, answer == "yes", reviewer=reviewer, note=note)
+        console.print(_said(result), highlight=False)
+
+
+@handle_errors
+def conflicts_command(db: DbOption, stage: StageOption = "title_abstract", fmt: ExportFormat = "table") -> None:
+    """List records where dual-screening reviewers disagree."""
+    _check_format(fmt, EXPORT_FORMATS)
+    with open_project(db) as store:
+        found = lib.conflicts(store, stage)
+    rows = [
+        {
+            "record_id": c.record_id,
+            "title": c.title,
+            "votes": "; ".join(
+                f"{name}: {value}" + (f" ({reason})" if reason else "") for name, (value, reason) in c.votes.items()
+            ),
+        }
+        for c in found
+    ]
+    if fmt != "table":
+        _emit(json.dumps(rows, indent=2) + "\n" if fmt == "json" else _rows_csv(rows), None)
+        return
+    table = Table("record", "title", "votes", title=f"{len(rows)} conflicts at {stage}")
+    for row in rows:
+        table.add_row(str(row["record_id"]), str(row["title"])[:80], str(row["votes"]))
+    console.print(table)
+
+
+@handle_errors
+def history_command(record: RecordArg, db: DbOption, fmt: ExportFormat = "table", out: OutOption = None) -> None:
+    """Show or export every decision on a record and its duplicates, oldest first."""
+    _check_format(fmt, EXPORT_FORMATS)
+    with open_project(db) as store:
+        status = lib.record_status(store, record)
+        entries = lib.history(store, record)
+    rows = [e.as_dict() for e in entries]
+    if fmt == "json":
+        _emit(
+            json.dumps({"record_id": status.record_id, "duplicates": status.duplicate_ids, "decisions": rows}, indent=2)
+            + "\n",
+            out,
+        )
+        return
+    if fmt == "csv":
+        _emit(_rows_csv(rows), out)
+        return
+    if status.record_id != record:
+        console.print(f"Record {record} is a duplicate of record {status.record_id}; showing the group.")
+    console.print(f"[bold]{status.title}[/]", highlight=False)
+    console.print(
+        f"title/abstract: {status.title_abstract.status} {status.title_abstract.value or ''}; "
+        f"full text: {status.retrieval or 'not requested'}, {status.full_text.status} "
+        f"{status.full_text.value or ''}",
+        highlight=False,
+    )
+    table = Table("#", "when", "record", "stage", "reviewer", "kind", "value", "reason", "note", "undone by")
+    for e in entries:
+        table.add_row(
+            str(e.id),
+            e.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(e.record_id),
+            e.stage,
+            e.reviewer,
+            e.kind,
+            e.value,
+            e.reason or "",
+            e.note or "",
+            str(e.undone_by or ""),
+        )
+    console.print(table)
+
+
+# -- setup: reviewers, reasons, modes ----------------------------------------------
+reviewers_app = typer.Typer(help="Named reviewers of the project.", no_args_is_help=True)
+reasons_app = typer.Typer(help="Exclusion reasons per stage (full text needs exactly one).", no_args_is_help=True)
+mode_app = typer.Typer(help="Screening mode per stage: single or dual, optionally blind.", no_args_is_help=True)
+
+
+@reviewers_app.command("add")
+@handle_errors
+def reviewers_add(
+    name: Annotated[str, typer.Argument(help="Reviewer name, unique in the project.")],
+    db: DbOption,
+    role: Annotated[str, typer.Option("--role", help="reviewer or adjudicator.")] = "reviewer",
+) -> None:
+    """Register a reviewer."""
+    with open_project(db) as store:
+        info = add_reviewer(store, name, role=role)
+        console.print(f"Added reviewer {info.name} ({info.role})", highlight=False)
+
+
+@reviewers_app.command("list")
+@handle_errors
+def reviewers_list(db: DbOption) -> None:
+    """List the project's reviewers."""
+    with open_project(db) as store:
+        for info in list_reviewers(store):
+            console.print(f"{info.name}\t{info.role}", highlight=False)
+
+
+@reasons_app.command("add")
+@handle_errors
+def reasons_add(
+    text: Annotated[str, typer.Argument(help="The reason, as it should appear in the PRISMA diagram.")],
+    db: DbOption,
+    stage: StageOption = "full_text",
+) -> None:
+    """Add an exclusion reason to a stage's list."""
+    with open_project(db) as store:
+        position = add_reason(store, text, stage=stage)
+        console.print(f"{stage} reason {position}: {text}", highlight=False)
+
+
+@reasons_app.command("list")
+@handle_errors
+def reasons_list(db: DbOption, stage: StageOption = "full_text") -> None:
+    """List a stage's exclusion reasons."""
+    with open_project(db) as store:
+        for i, text in enumerate(list_reasons(store, stage), 1):
+            console.print(f"{i}. {text}", highlight=False)
+
+
+@mode_app.command("set")
+@handle_errors
+def mode_set(
+    stage: Annotated[str, typer.Argument(help="title_abstract or full_text.")],
+    mode: Annotated[str, typer.Argument(help="single or dual.")],
+    db: DbOption,
+    blind: Annotated[
+        bool, typer.Option("--blind", help="Hide the other reviewer's decision until both are in.")
+    ] = False,
+) -> None:
+    """Set a stage's screening mode."""
+    with open_project(db) as store:
+        result = set_mode(store, stage, mode, blind=blind)
+        console.print(f"{stage}: {result.mode}{' blind' if result.blind else ''}", highlight=False)
+
+
+@mode_app.command("show")
+@handle_errors
+def mode_show(db: DbOption) -> None:
+    """Show each stage's screening mode."""
+    with open_project(db) as store:
+        for stage in STAGES:
+            m = get_mode(store, stage)
+            console.print(f"{stage}: {m.mode}{' blind' if m.blind else ''}", highlight=False)
+
+
+# -- reports ------------------------------------------------------------------------
+@handle_errors
+def agreement_command(db: DbOption, stage: StageOption = "title_abstract") -> None:
+    """Percent agreement and Cohen's kappa for each pair of reviewers."""
+    with open_project(db) as store:
+        pairs = agreement(store, stage)
+    table = Table(
+        "reviewer A",
+        "reviewer B",
+        "records",
+        "agree",
+        "percent",
+        "kappa",
+        "maybe (left out)",
+        title=f"Agreement at {stage} (include vs exclude)",
+    )
+    for p in pairs:
+        table.add_row(
+            p.reviewer_a,
+            p.reviewer_b,
+            str(p.n),
+            str(p.agree),
+            "-" if p.percent is None else f"{p.percent:.1f}",
+            "-" if p.kappa is None else f"{p.kappa:.3f}",
+            str(p.maybe),
+        )
+    console.print(table)
+
+
+@handle_errors
+def prisma_command(
+    db: DbOption,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, json, svg or png (default: from --out).")] = None,
+    out: OutOption = None,
+    template: Annotated[Path | None, typer.Option("--template", help="Another PRISMA2020 template CSV.")] = None,
+) -> None:
+    """PRISMA 2020 counts as the PRISMA2020 template CSV, JSON, or the flow diagram (SVG/PNG).
+
+    Nothing is written when the counts do not add up: the error lists each identity that fails.
+    """
+    fmt = fmt or (out.suffix.lstrip(".").lower() if out is not None else "csv")
+    _check_format(fmt, PRISMA_FORMATS)
+    with open_project(db) as store:
+        counts = checked_counts(store)
+    if fmt in ("svg", "png"):
+        if out is None:
+            raise ConfigError(f"--out: a {fmt} diagram needs a file to write to")
+        write_diagram(counts, out, fmt)
+        console.print(f"Wrote {out}")
+    elif fmt == "json":
+        _emit(json.dumps(to_json(counts), indent=2) + "\n", out)
+    else:
+        _emit(to_template_csv(counts, template), out)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
+    """Add the screening-decision commands."""
+    app.command("decide")(decide_command)
+    app.command("undo")(undo_command)
+    app.command("conflicts")(conflicts_command)
+    app.command("resolve")(resolve_command)
+    app.command("history")(history_command)
+    app.command("fulltext")(fulltext_command)
+    app.command("agreement")(agreement_command)
+    app.command("prisma")(prisma_command)
+    app.add_typer(reviewers_app, name="reviewers")
+    app.add_typer(reasons_app, name="reasons")
+    app.add_typer(mode_app, name="mode")

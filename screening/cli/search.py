@@ -1,9 +1,166 @@
-"""CLI commands (placeholder until this group is written)."""
+"""``screening search`` (PubMed through E-utilities) and ``screening searches`` (the search log)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..sources.pubmed import (
+    API_KEY_ENV,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_READ_TIMEOUT,
+    EMAIL_ENV,
+    EUTILS_URL_ENV,
+    MAX_BATCH,
+    EutilsClient,
+    resolve_config,
+)
+from ..sources.pubmed_search import (
+    SearchOutcome,
+    resume_search,
+    search_log,
+    search_pubmed,
+)
+from .common import DbOption, console, err_console, handle_errors, open_project
+
+LOG_COLUMNS = ("#", "database", "query", "limits", "run at (UTC)", "status", "reported", "retrieved", "new", "tool")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Progress]:
+    """Records fetched out of PubMed's count, with the time left."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        yield progress
+
+
+def _report(outcome: SearchOutcome) -> None:
+    verb = "resumed and finished" if outcome.resumed else "finished"
+    console.print(
+        f"Search #{outcome.source_id} {verb}: PubMed reported {outcome.count_reported}, "
+        f"retrieved {outcome.count_retrieved}, new after deduplication {outcome.count_new} "
+        f"({outcome.slices} date slice(s), {outcome.batches} batch(es)).",
+        highlight=False,
+    )
+    for warning in outcome.warnings:
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+
+
+@handle_errors
+def search(
+    db: DbOption,
+    query: Annotated[str | None, typer.Argument(help="PubMed query, as typed in PubMed's search box.")] = None,
+    email: Annotated[str | None, typer.Option(help=f"Contact email NCBI asks for (env {EMAIL_ENV}).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help=f"NCBI API key: 10 requests/s instead of 3 (env {API_KEY_ENV}).")
+    ] = None,
+    mindate: Annotated[str | None, typer.Option(help="Earliest date: YYYY, YYYY/MM or YYYY/MM/DD.")] = None,
+    maxdate: Annotated[str | None, typer.Option(help="Latest date: YYYY, YYYY/MM or YYYY/MM/DD.")] = None,
+    datetype: Annotated[
+        str, typer.Option(help="Which date the limits apply to: edat (Entrez), pdat (publication), mdat.")
+    ] = "edat",
+    eutils_url: Annotated[
+        str | None, typer.Option(help=f"E-utilities base URL: a proxy, mirror or test server (env {EUTILS_URL_ENV}).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish the last interrupted search.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH, help="Records per efetch request.")] = MAX_BATCH,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for each answer before retrying.")
+    ] = DEFAULT_READ_TIMEOUT,
+    max_retries: Annotated[int, typer.Option(min=0, help="Retries of a failed request.")] = DEFAULT_MAX_RETRIES,
+) -> None:
+    """Search PubMed and add every record it reports to the project (a new search-log entry).
+
+    Run the same query again later to add only the PMIDs that are new since. After an
+    interruption (Ctrl-C, a crash, a network outage), run with --resume.
+    """
+    if not resume and not query:
+        raise typer.BadParameter("give a QUERY, or --resume to finish an interrupted search")
+    store = open_project(db)
+    try:
+        config = resolve_config(store, email=email, api_key=api_key, eutils_url=eutils_url)
+        with (
+            EutilsClient.from_config(config, timeout=timeout, max_retries=max_retries) as client,
+            progress_bar("PubMed") as bar,
+        ):
+            task = bar.add_task("PubMed", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            if resume:
+                outcome = resume_search(store, client, query=query, on_progress=on_progress)
+            else:
+                outcome = search_pubmed(
+                    store,
+                    client,
+                    query or "",
+                    mindate=mindate,
+                    maxdate=maxdate,
+                    datetype=datetype,
+                    batch_size=batch_size,
+                    on_progress=on_progress,
+                )
+        _report(outcome)
+    finally:
+        store.close()
+
+
+@handle_errors
+def searches(db: DbOption) -> None:
+    """List the project's PubMed searches: the PRISMA-S search log."""
+    store = open_project(db)
+    try:
+        entries = search_log(store)
+    finally:
+        store.close()
+    if not entries:
+        console.print("No PubMed searches yet: run 'screening search \"QUERY\"'.")
+        return
+    table = Table(title="Search log (PRISMA-S)")
+    for column in LOG_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(
+            str(e.source_id),
+            e.database,
+            e.query,
+            e.limits,
+            e.run_at,
+            e.status,
+            "" if e.count_reported is None else str(e.count_reported),
+            str(e.count_retrieved),
+            str(e.count_new),
+            e.tool_version or "",
+        )
+    console.print(table)
+    for e in entries:
+        for warning in e.warnings:
+            err_console.print(f"[yellow]Warning[/] (search #{e.source_id}): {warning}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
+    """Add ``search`` and ``searches`` to the app."""
+    app.command("search")(search)
+    app.command("searches")(searches)

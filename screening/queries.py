@@ -1,0 +1,173 @@
+"""Read-only views of a project shared by the CLI, the dashboard and exports.
+
+One row per unique record: a duplicate group is listed once, under its canonical
+record's id, with every source that delivered any of its members.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .decisions import MAYBE, retrievals, stage_outcomes
+from .errors import ConfigError
+from .schema import Record, RecordSource, Source
+from .store import Store
+
+EXPORT_SELECTIONS = ("all", "included", "excluded", "undecided")
+RECORD_FIELDS = (
+    "title",
+    "abstract",
+    "authors",
+    "journal",
+    "year",
+    "volume",
+    "issue",
+    "pages",
+    "pmid",
+    "doi",
+    "mesh_terms",
+    "keywords",
+    "publication_types",
+    "language",
+    "url",
+)
+
+
+def _group_sources(session: Session) -> dict[int, list[str]]:
+    """Canonical id -> names of every source of the group, in source order, once each."""
+    rows = session.execute(
+        select(func.coalesce(Record.canonical_id, Record.id), Source.id, Source.name)
+        .join(RecordSource, RecordSource.record_id == Record.id)
+        .join(Source, Source.id == RecordSource.source_id)
+        .order_by(Source.id)
+    )
+    out: dict[int, list[str]] = defaultdict(list)
+    for gid, _sid, name in rows:
+        if name not in out[gid]:
+            out[gid].append(name)
+    return out
+
+
+def _final_state(session: Session) -> dict[int, tuple[str, str | None]]:
+    """Canonical id -> (decision, reason): full text where decided there, else title/abstract."""
+    state: dict[int, tuple[str, str | None]] = {}
+    for stage in ("title_abstract", "full_text"):
+        for gid, outcome in stage_outcomes(session, stage).items():
+            if outcome.final:
+                state[gid] = (outcome.final, outcome.reason)
+            elif outcome.status == MAYBE and stage == "title_abstract":
+                state[gid] = ("maybe", None)
+    return state
+
+
+def _selected(what: str, decision: str | None) -> bool:
+    if what == "all":
+        return True
+    if what == "included":
+        return decision == "include"
+    if what == "excluded":
+        return decision == "exclude"
+    return decision not in ("include", "exclude")
+
+
+def export_rows(store: Store, what: str = "all") -> Iterator[dict[str, Any]]:
+    """Rows for ``screening export``: one per unique record, with its sources and decision.
+
+    ``included`` means included at the last stage it reached (title/abstract, or
+    full text once decided there); ``excluded`` likewise; ``undecided`` is the rest.
+    """
+    if what not in EXPORT_SELECTIONS:
+        raise ConfigError(f"--what: {what!r} is not one of {', '.join(EXPORT_SELECTIONS)}")
+    with store.read() as session:
+        sources = _group_sources(session)
+        state = _final_state(session)
+        records = session.scalars(select(Record).where(Record.canonical_id.is_(None)).order_by(Record.id))
+        for record in records:
+            decision, reason = state.get(record.id, (None, None))
+            if not _selected(what, decision):
+                continue
+            row = {"id": record.id, **{name: getattr(record, name) for name in RECORD_FIELDS}}
+            row.update(sources=sources.get(record.id, []), decision=decision, reason=reason)
+            yield row
+
+
+@dataclass
+class SourceLine:
+    id: int
+    name: str
+    kind: str
+    method: str
+    detail: str
+    run_at: str
+    status: str
+    count_reported: int | None
+    retrieved: int
+    unique: int
+
+
+@dataclass
+class StatusReport:
+    """What ``screening status`` prints: counts by source, stage and decision."""
+
+    name: str
+    records: int
+    unique: int
+    duplicates: int
+    uncertain_pairs: int
+    sources: list[SourceLine] = field(default_factory=list)
+    stages: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def status(store: Store) -> StatusReport:
+    """Counts by source, by stage and by decision, for the CLI and the dashboard."""
+    from .schema import DuplicatePair
+
+    counts = store.counts()
+    with store.read() as session:
+        uncertain = session.scalar(
+            select(func.count(DuplicatePair.id)).where(DuplicatePair.status == "uncertain")
+        )
+        lines = []
+        for src in session.scalars(select(Source).order_by(Source.id)):
+            unique = session.scalar(
+                select(func.count(RecordSource.id))
+                .join(Record, Record.id == RecordSource.record_id)
+                .where(RecordSource.source_id == src.id, Record.canonical_id.is_(None))
+            )
+            lines.append(
+                SourceLine(
+                    id=src.id,
+                    name=src.name,
+                    kind=src.kind,
+                    method=src.method,
+                    detail=src.query or src.file_name or "",
+                    run_at=src.run_at.strftime("%Y-%m-%d %H:%M") if src.run_at else "",
+                    status=src.status,
+                    count_reported=src.count_reported,
+                    retrieved=src.count_retrieved,
+                    unique=unique or 0,
+                )
+            )
+        stages: dict[str, dict[str, int]] = {}
+        for stage in ("title_abstract", "full_text"):
+            tally = Counter(o.value if o.final or o.status == MAYBE else o.status for o in stage_outcomes(session, stage).values())
+            stages[stage] = dict(sorted(tally.items()))
+        fetched = Counter(retrievals(session).values())
+        stages["full_text"].update({k: v for k, v in fetched.items()})
+        screened = sum(v for k, v in stages["title_abstract"].items() if k in ("include", "exclude"))
+        stages["title_abstract"]["undecided"] = counts.unique - screened
+    return StatusReport(
+        name=str(store.get_setting("name", "")),
+        records=counts.records,
+        unique=counts.unique,
+        duplicates=counts.duplicates,
+        uncertain_pairs=uncertain or 0,
+        sources=lines,
+        stages=stages,
+    )

@@ -1,0 +1,168 @@
+"""The active-learning loop: learn each label as it is revealed and pick the next record.
+
+``ActiveLearner`` holds the feature matrix of every record, the labels seen so far and a
+fitted model. It is the one code path used by the simulation, the CLI and the dashboard
+(which keeps it warm between decisions). Before any include is known it ranks by similarity
+to the project's topic text (cold start); with includes but no exclude, by similarity to the
+includes; with both, by the classifier.
+
+Refitting after every label is exact but costs one fit per record. ``refit_share`` keeps it
+cheap without changing what is learned: the model is refitted at once after every new
+include, after the first labels, and otherwise once the labels added since the last fit
+reach ``refit_share`` of those already known (the ranking between two fits is the same as
+refitting would give only if those labels were excludes at the top of the ranking).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+
+from ..errors import ConfigError
+from .models import RelevanceClassifier
+
+STRATEGIES = ("relevance", "uncertainty", "mixed")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Saved settings of a ranking run: JSON-friendly, stored with results."""
+
+    loss: str = "squared_hinge"
+    C: float = 0.1
+    pos_weight: str | float = "balanced"
+    strategy: str = "relevance"
+    random_share: float = 0.0
+    refit_share: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def model(self, seed: int) -> RelevanceClassifier:
+        return RelevanceClassifier(loss=self.loss, C=self.C, pos_weight=self.pos_weight, random_state=seed)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def check_strategy(strategy: str, random_share: float) -> None:
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if not 0.0 <= random_share <= 1.0:
+        raise ConfigError(f"random_share: must be between 0 and 1, got {random_share!r}")
+
+
+class ActiveLearner:
+    """Ranks the unlabeled rows of ``matrix`` and learns from every label.
+
+    ``prior_scores`` (e.g. similarity to the search query) rank records while no include is
+    known. Ties are broken by a permutation drawn from ``seed``, never by row order.
+    """
+
+    def __init__(
+        self,
+        matrix: sp.csr_matrix,
+        *,
+        config: LearnerConfig | None = None,
+        prior_scores: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.config = config or LearnerConfig()
+        check_strategy(self.config.strategy, self.config.random_share)
+        self.matrix = sp.csr_matrix(matrix)
+        n = self.matrix.shape[0]
+        if prior_scores is not None and len(prior_scores) != n:
+            raise ConfigError(f"prior_scores: has {len(prior_scores)} values for {n} records")
+        self.prior_scores = prior_scores
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._tiebreak = self._rng.permutation(n)
+        self.labels = np.full(n, -1, dtype=np.int8)  # -1 unlabeled, 0 exclude, 1 include
+        self.model_ = clone(self.config.model(seed))
+        self.n_fits = 0
+        self._labeled_at_fit = -1
+        self._scores: np.ndarray | None = None
+        self._order: np.ndarray | None = None
+        self._cursor = 0
+        self._stale = True
+
+    # -- labels --------------------------------------------------------------
+    def set_label(self, index: int, value: int | None) -> None:
+        """Record (or, with None, forget) the label of row ``index``."""
+        new = -1 if value is None else int(value)
+        if new not in (-1, 0, 1):
+            raise ConfigError(f"value: a label is 0, 1 or None, got {value!r}")
+        old = int(self.labels[index])
+        if old == new:
+            return
+        self.labels[index] = new
+        if new == 1 or old == 1 or new == -1 or self._due_for_refit():
+            self._stale = True
+
+    def set_labels(self, labels: dict[int, int]) -> None:
+        for index, value in labels.items():
+            self.set_label(index, value)
+
+    def _due_for_refit(self) -> bool:
+        n_labeled = int((self.labels >= 0).sum())
+        if self._labeled_at_fit < 0:
+            return True
+        step = max(1, math.floor(self.config.refit_share * self._labeled_at_fit))
+        return n_labeled - self._labeled_at_fit >= step
+
+    # -- scores --------------------------------------------------------------
+    def scores(self) -> np.ndarray:
+        """Relevance score of every row (labeled ones included), refitting if due."""
+        if self._stale or self._scores is None:
+            self._scores = self._compute_scores()
+            self._order = None
+            self._stale = False
+        return self._scores
+
+    def _compute_scores(self) -> np.ndarray:
+        pos = np.flatnonzero(self.labels == 1)
+        neg = np.flatnonzero(self.labels == 0)
+        self._labeled_at_fit = int(pos.size + neg.size)
+        if pos.size and neg.size:
+            y = self.labels[np.concatenate([pos, neg])]
+            self.model_.fit(self.matrix[np.concatenate([pos, neg])], y)
+            self.n_fits += 1
+            return self.model_.decision_function(self.matrix)
+        if pos.size:
+            centroid = np.asarray(self.matrix[pos].mean(axis=0)).ravel()
+            return np.asarray(self.matrix @ centroid).ravel()
+        if self.prior_scores is not None:
+            return np.asarray(self.prior_scores, dtype=np.float64)
+        raise ConfigError(
+            "no include yet and no topic text to rank by: set the project's query, criteria or keywords"
+        )
+
+    def ranking(self) -> np.ndarray:
+        """Unlabeled rows, most relevant first (ties in seeded random order)."""
+        order = self._full_order()
+        return order[self.labels[order] < 0]
+
+    def _full_order(self) -> np.ndarray:
+        scores = self.scores()
+        if self._order is None:
+            self._order = np.lexsort((self._tiebreak, -scores))
+            self._cursor = 0
+        return self._order
+
+    def next(self) -> int | None:
+        """The row to screen next under the configured strategy; None when all are labeled."""
+        if (self.labels >= 0).all():
+            return None
+        cfg = self.config
+        if cfg.strategy == "mixed" and cfg.random_share > 0 and self._rng.random() < cfg.random_share:
+            return int(self._rng.choice(np.flatnonzero(self.labels < 0)))
+        if cfg.strategy == "uncertainty" and (self.labels == 1).any() and (self.labels == 0).any():
+            pool = np.flatnonzero(self.labels < 0)
+            margin = np.abs(self.scores()[pool])
+            return int(pool[np.lexsort((self._tiebreak[pool], margin))[0]])
+        order = self._full_order()
+        while self.labels[order[self._cursor]] >= 0:
+            self._cursor += 1
+        return int(order[self._cursor])

@@ -1,0 +1,124 @@
+"""Text features: one TF-IDF matrix per project, computed once, plus query similarity for cold start.
+
+The matrix is built from every record's ``title + " " + abstract`` (unsupervised, so it may
+see every record's text but no label). Rows are L2-normalised, so a dot product is a cosine.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+from ..errors import ConfigError
+
+# Boolean operators and PubMed field tags carry no topic; drop them from query text.
+QUERY_NOISE = re.compile(r"\[[^\]]*\]|\b(?:AND|OR|NOT)\b|[()\"*]")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The saved settings of a feature matrix (kept apart from the fitted vectorizer)."""
+
+    ngram_max: int = 2
+    min_df: int = 1
+    max_df: float = 0.95
+    sublinear_tf: bool = True
+    stop_words: bool = False
+    dtype: str = "float32"
+
+    def vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            ngram_range=(1, self.ngram_max),
+            min_df=self.min_df,
+            max_df=self.max_df,
+            sublinear_tf=self.sublinear_tf,
+            stop_words="english" if self.stop_words else None,
+            dtype=np.dtype(self.dtype),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class TextFeatures:
+    """A fitted TF-IDF space: the matrix of every record, and what is needed to embed new text."""
+
+    matrix: sp.csr_matrix
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    config: FeatureConfig
+
+    def embed(self, text: str) -> sp.csr_matrix:
+        """A 1-row L2-normalised vector for free text (a query or criteria) in this space."""
+        vec = self.config.vectorizer()
+        vec.vocabulary_ = self.vocabulary
+        vec.idf_ = self.idf
+        return vec.transform([text])
+
+    def to_bytes(self) -> bytes:
+        """Serialise without pickle: arrays in one ``.npz``."""
+        terms = np.empty(len(self.vocabulary), dtype=object)
+        for term, col in self.vocabulary.items():
+            terms[col] = term
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            data=self.matrix.data,
+            indices=self.matrix.indices,
+            indptr=self.matrix.indptr,
+            shape=np.array(self.matrix.shape),
+            idf=self.idf,
+            terms=terms.astype(str),
+            config=np.array([repr(sorted(self.config.to_dict().items()))]),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes, config: FeatureConfig) -> TextFeatures:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            if str(z["config"][0]) != repr(sorted(config.to_dict().items())):
+                raise ConfigError("cached features were built with other settings")
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            vocabulary = {str(t): i for i, t in enumerate(z["terms"])}
+            return cls(matrix, vocabulary, z["idf"], config)
+
+
+def build_features(texts: Sequence[str], config: FeatureConfig | None = None) -> TextFeatures:
+    """Fit TF-IDF on ``texts`` and return the matrix with its vocabulary."""
+    config = config or FeatureConfig()
+    if len(texts) == 0:
+        raise ConfigError("texts: no records to build features from")
+    vec = config.vectorizer()
+    try:
+        matrix = vec.fit_transform(texts)
+    except ValueError as e:  # every text empty, or min_df/max_df prune every term
+        vec = TfidfVectorizer(**{**vec.get_params(), "min_df": 1, "max_df": 1.0})
+        try:
+            matrix = vec.fit_transform(texts)
+        except ValueError:
+            raise ConfigError(f"texts: no words to build features from ({e})") from e
+    return TextFeatures(sp.csr_matrix(matrix), dict(vec.vocabulary_), vec.idf_, config)
+
+
+def clean_query(text: str) -> str:
+    """Strip Boolean operators, field tags and stop words from a search query or criteria text."""
+    words = re.findall(r"\w+", QUERY_NOISE.sub(" ", text))
+    return " ".join(w for w in words if w.lower() not in ENGLISH_STOP_WORDS)
+
+
+def query_similarity(features: TextFeatures, texts: Sequence[str]) -> np.ndarray | None:
+    """Cosine similarity of every record to the project's topic text; None when there is none."""
+    joined = " ".join(clean_query(t) for t in texts if t)
+    if not joined.strip():
+        return None
+    q = features.embed(joined)
+    if q.nnz == 0:
+        return None
+    return np.asarray((features.matrix @ q.T).todense()).ravel()

@@ -1,0 +1,112 @@
+"""Simulated screening on labeled datasets, exactly as ``../shared/BENCHMARK.md`` describes.
+
+The learner sees the two prior labels, then asks for one record at a time; only the label of
+the record it asked for is revealed. The run stops when every included record is found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .active import ActiveLearner, LearnerConfig
+from .datasets import LabeledDataset, priors, read_dataset
+from .features import FeatureConfig, build_features
+from .metrics import run_metrics
+
+RESULT_COLUMNS = ["dataset", "seed", "N", "R", "n95", "wss95", "wss100", "recall10", "wss95_opt", "seconds"]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    dataset: str
+    seed: int
+    order: np.ndarray  # row positions in screening order, priors first
+    labels_in_order: np.ndarray
+    seconds: float
+    n_fits: int
+
+    def row(self, data: LabeledDataset) -> dict[str, object]:
+        m = run_metrics(self.labels_in_order, n_records=data.n_records, n_included=data.n_included)
+        return {"dataset": self.dataset, "seed": self.seed, "N": m.N, "R": m.R, "n95": m.n95,
+                "wss95": m.wss95, "wss100": m.wss100, "recall10": m.recall10,
+                "wss95_opt": m.wss95_opt, "seconds": self.seconds}
+
+
+def simulate_dataset(
+    data: LabeledDataset,
+    *,
+    seed: int,
+    learner: LearnerConfig | None = None,
+    features: FeatureConfig | None = None,
+) -> SimulationResult:
+    """One simulated run; ``seconds`` covers feature extraction and every fit."""
+    start = time.perf_counter()
+    prior_inc, prior_exc = priors(data.labels, seed)
+    matrix = build_features(data.texts, features).matrix
+    model = ActiveLearner(matrix, config=learner, seed=seed)
+    model.set_label(prior_inc, 1)
+    model.set_label(prior_exc, 0)
+    order = [prior_inc, prior_exc]
+    found, total = 1, data.n_included
+    while found < total:
+        row = model.next()
+        if row is None:  # cannot happen while includes remain unscreened
+            break
+        label = int(data.labels[row])  # revealed only now, for the record asked for
+        model.set_label(row, label)
+        order.append(row)
+        found += label
+    seconds = time.perf_counter() - start
+    positions = np.asarray(order, dtype=np.int64)
+    return SimulationResult(data.name, seed, positions, data.labels[positions].astype(np.int8), seconds,
+                            model.n_fits)
+
+
+def simulate_files(
+    paths: Iterable[str | Path],
+    seeds: Iterable[int],
+    *,
+    learner: LearnerConfig | None = None,
+    features: FeatureConfig | None = None,
+) -> tuple[pd.DataFrame, dict[tuple[str, int], SimulationResult]]:
+    """Every (dataset, seed) run: one row each in BENCHMARK.md's columns, and the raw runs."""
+    rows, runs = [], {}
+    seeds = list(seeds)
+    for path in paths:
+        data = read_dataset(path)
+        for seed in seeds:
+            result = simulate_dataset(data, seed=seed, learner=learner, features=features)
+            rows.append(result.row(data))
+            runs[(data.name, seed)] = result
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS), runs
+
+
+def plot_recall(runs: dict[tuple[str, int], SimulationResult], sizes: dict[str, tuple[int, int]],
+                out: str | Path) -> None:
+    """Recall curves (share of includes found against share of records screened), one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for (name, seed), run in sorted(runs.items()):
+        n, r = sizes[name]
+        found = np.concatenate([[0], np.cumsum(run.labels_in_order)]) / r
+        screened = np.arange(found.size) / n
+        ax.plot(screened, found, lw=1, alpha=0.8, label=f"{name} s{seed}")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
+    ax.axhline(0.95, color="grey", lw=0.5)
+    ax.set(xlabel="share of records screened", ylabel="recall", xlim=(0, 1), ylim=(0, 1.01),
+           title="Recall curves")
+    if len(runs) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,141 @@
+"""Which reader a file needs, and the text-file opening every text reader shares.
+
+``detect_format`` goes by the extension and, when that is ambiguous (``.txt``,
+``.xml``, ``.gz``) or unknown, by the first bytes. ``read_file`` dispatches to the
+reader of that format; every reader streams and raises
+:class:`~screening.errors.ImportFormatError` on malformed input.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from ..errors import ConfigError, ImportFormatError
+from . import Citation
+
+FORMATS = ("pubmed_xml", "medline", "ris", "csv", "tsv", "xlsx")
+# text encodings tried in order: exports from Windows tools are often cp1252 or Latin-1
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+SNIFF_BYTES = 4096
+_CHUNK = 1 << 20
+
+_EXTENSIONS = {
+    ".xml": "pubmed_xml",
+    ".nbib": "medline",
+    ".medline": "medline",
+    ".ris": "ris",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".xlsx": "xlsx",
+}
+
+
+def _raw(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with _raw(path) as f:
+            return f.read(SNIFF_BYTES)
+    except (OSError, EOFError) as e:
+        raise ImportFormatError(str(path), None, None, f"cannot read: {e}") from e
+
+
+def _sniff(head: bytes) -> str | None:
+    """The format the first bytes show, if they show one."""
+    text = head.lstrip(codecs.BOM_UTF8).lstrip()
+    if text.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if text.startswith((b"<?xml", b"<!DOCTYPE Pubmed", b"<!DOCTYPE Medline", b"<PubmedArticleSet",
+                        b"<MedlineCitationSet")):
+        return "pubmed_xml"
+    first = text.split(b"\n", 1)[0]
+    if first.startswith(b"PMID-"):
+        return "medline"
+    if first.startswith(b"TY  -") or b"\nTY  -" in text:
+        return "ris"
+    if b"\t" in first:
+        return "tsv"
+    if b"," in first:
+        return "csv"
+    return None
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """One of :data:`FORMATS`, from the extension, else from the first bytes."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    ext = suffixes[-1] if suffixes else ""
+    if ext == ".gz" and len(suffixes) == 2:
+        ext = suffixes[0]
+    fmt = _EXTENSIONS.get(ext)
+    if fmt in ("csv", "tsv", "ris", "medline", "xlsx"):
+        return fmt
+    sniffed = _sniff(_head(path))
+    if fmt == "pubmed_xml" and sniffed != "pubmed_xml":
+        raise ImportFormatError(str(path), "line 1", None, "a .xml file that does not start like PubMed XML")
+    if sniffed is None:
+        raise ImportFormatError(
+            str(path), None, None, f"unknown file format; expected one of: {', '.join(FORMATS)}"
+        )
+    return sniffed
+
+
+def _encoding(path: Path) -> str:
+    """The first of :data:`ENCODINGS` that decodes the whole file (read in chunks)."""
+    for encoding in ENCODINGS:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with _raw(path) as f:
+                while chunk := f.read(_CHUNK):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        except (OSError, EOFError) as e:
+            raise ImportFormatError(str(path), None, None, f"cannot read: {e}") from e
+        return encoding
+    return ENCODINGS[-1]  # Latin-1 decodes any byte; not reached
+
+
+def open_text(path: str | os.PathLike[str], *, newline: str | None = None) -> IO[str]:
+    """A text handle on a (possibly gzipped) file, in UTF-8 if it is, else cp1252 or Latin-1."""
+    path = Path(path)
+    encoding = _encoding(path)
+    return io.TextIOWrapper(_raw(path), encoding=encoding, newline=newline)
+
+
+def _readers() -> dict[str, Callable[[Path], Iterator[Citation]]]:
+    from .medline import read_medline
+    from .pubmed_xml import read_pubmed_xml
+    from .ris import read_ris
+    from .tabular import read_csv, read_tsv, read_xlsx
+
+    return {
+        "pubmed_xml": read_pubmed_xml,
+        "medline": read_medline,
+        "ris": read_ris,
+        "csv": read_csv,
+        "tsv": read_tsv,
+        "xlsx": read_xlsx,
+    }
+
+
+def read_file(path: str | os.PathLike[str], fmt: str | None = None) -> Iterator[Citation]:
+    """Citations from a file in any supported format, streaming."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(str(path), None, None, "no such file")
+    fmt = fmt or detect_format(path)
+    readers = _readers()
+    if fmt not in readers:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    return readers[fmt](path)

@@ -1,0 +1,187 @@
+"""RIS exports of Embase, Scopus, Web of Science, Ovid, EndNote and Zotero.
+
+rispy parses a whole file at once and keeps no line numbers, so this module splits
+the file into records itself, streaming, checking each line as it goes (a tag
+outside a record, a record without ``ER``, an unknown tag), then hands each
+record's lines to ``rispy.RisParser``. The vendors disagree on tags; the
+``_first`` chains below list, for each field, the tags that carry it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import rispy
+
+from ..errors import ImportFormatError
+from . import Citation
+from .files import open_text
+
+# rispy's tag line: two characters (a capital first), two spaces, a hyphen
+_TAG_LINE = re.compile(r"^([A-Z][A-Z0-9])  -(?: |$)")
+# looks like a tag line but is spaced wrongly ("TI - x", "AU   - x"): a broken file, not text
+_BAD_TAG_LINE = re.compile(r"^[A-Z][A-Z0-9](?: | {3,})-(?: |$)")
+# tags the vendors use beyond rispy's mapping (Ovid CT/M2/U1-U5, EndNote J1/Y3/BT/ED, ...)
+VENDOR_TAGS = frozenset(
+    {"CT", "M2", "U1", "U2", "U3", "U4", "U5", "J1", "Y3", "BT", "ED", "CP", "H1", "H2", "LK", "L3", "RT",
+     "A5", "A6", "PP", "SV", "OL", "AV"}
+)
+KNOWN_TAGS = frozenset(rispy.TAG_KEY_MAPPING) | VENDOR_TAGS
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+DOI_PATTERN = re.compile(r"\b(10\.\d{4,9}/[^\s;,\"<>]+)", re.IGNORECASE)
+_PMID_NOTE = re.compile(r"^(?:PMID|PubMed ID)\s*:\s*(\d{1,9})\s*$", re.IGNORECASE)
+_PMID = re.compile(r"^\d{1,8}$")
+# notes this package's RIS writer adds, so that its exports re-import whole
+NOTE_MESH = "MeSH: "
+NOTE_TYPE = "Publication type: "
+NOTE_PMID = "PMID: "
+NOTE_PREFIXES = (NOTE_MESH, NOTE_TYPE, NOTE_PMID)
+
+
+def _records(lines: Iterator[str], path: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number where TY is, the record's lines through ER), checking structure."""
+    start: int | None = None
+    record: list[str] = []
+    number = 0
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n").lstrip("\ufeff")
+        match = _TAG_LINE.match(line)
+        tag = match.group(1) if match else None
+        if tag is None and _BAD_TAG_LINE.match(line):
+            raise ImportFormatError(path, f"line {number}", line[:2], f"malformed tag line {line[:40]!r}")
+        if start is None:
+            if tag == "TY":
+                start, record = number, [line]
+            elif tag is not None:
+                raise ImportFormatError(path, f"line {number}", tag, "a record must start with 'TY  - '")
+            continue  # blank lines and headers such as "1." between records
+        if tag == "TY":
+            raise ImportFormatError(path, f"line {number}", "ER", f"the record starting at line {start} has no ER")
+        if tag is not None and tag not in KNOWN_TAGS:
+            raise ImportFormatError(path, f"line {number}", tag, "unknown RIS tag")
+        record.append(line)
+        if tag == "ER":
+            yield start, record
+            start, record = None, []
+    if start is not None:
+        raise ImportFormatError(
+            path, f"line {number}", "ER", f"file ends inside the record starting at line {start} (no ER)"
+        )
+
+
+def _values(ref: dict[str, Any], key: str) -> list[str]:
+    """A field as a list of non-empty strings, whether rispy made it a string or a list."""
+    if key.isupper() and len(key) == 2:  # a vendor tag rispy keeps under unknown_tag
+        value: Any = ref.get("unknown_tag", {}).get(key, [])
+    else:
+        value = ref.get(key, [])
+    items = value if isinstance(value, list) else [value]
+    return [v.strip() for v in items if isinstance(v, str) and v.strip()]
+
+
+def _first(ref: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        values = _values(ref, key)
+        if values:
+            return values[0]
+    return None
+
+
+def _year(ref: dict[str, Any], path: str, where: str) -> int | None:
+    for key, tag in (("year", "PY"), ("publication_year", "Y1"), ("date", "DA")):
+        value = _first(ref, key)
+        if value:
+            match = _YEAR.search(value)
+            if match is None:
+                raise ImportFormatError(path, where, tag, f"no year in {value!r}")
+            return int(match.group(1))
+    return None
+
+
+def _pages(ref: dict[str, Any]) -> str | None:
+    start, end = _first(ref, "start_page"), _first(ref, "end_page")
+    if start and end and "-" not in start:
+        return f"{start}-{end}"
+    return start or end
+
+
+def _doi(ref: dict[str, Any]) -> str | None:
+    for value in [*_values(ref, "doi"), *_values(ref, "notes"), *_values(ref, "urls"), *_values(ref, "type_of_work")]:
+        match = DOI_PATTERN.search(value)
+        if match:
+            return match.group(1).rstrip(".")
+    return None
+
+
+def _pmid(ref: dict[str, Any], notes: list[str]) -> str | None:
+    """The PMID: a "PMID: n" note, else the accession number of a MEDLINE/PubMed record."""
+    for note in notes:
+        match = _PMID_NOTE.match(note)
+        if match:
+            return match.group(1)
+    accession = _first(ref, "accession_number")
+    database = " ".join(_values(ref, "name_of_database") + _values(ref, "database_provider")).lower()
+    if accession and _PMID.match(accession):
+        if "medline" in database or "pubmed" in database or not database:
+            return accession
+    return None
+
+
+def _notes(ref: dict[str, Any], prefix: str) -> list[str]:
+    return [n[len(prefix) :].strip() for n in _values(ref, "notes") if n.startswith(prefix)]
+
+
+def _publication_types(ref: dict[str, Any]) -> list[str]:
+    """This package's "Publication type:" notes, else Scopus/Embase M3 ("Article", "Review")."""
+    typed = _notes(ref, NOTE_TYPE)
+    if typed:
+        return typed
+    return [v for v in _values(ref, "type_of_work") if not DOI_PATTERN.search(v)]
+
+
+def citation_from_ris(ref: dict[str, Any], path: str, where: str) -> Citation:
+    """One rispy record as a Citation."""
+    notes = _values(ref, "notes")
+    authors = _values(ref, "authors") + _values(ref, "first_authors") or _values(ref, "secondary_authors")
+    extra: dict[str, Any] = {"type_of_reference": _first(ref, "type_of_reference")}
+    database = _first(ref, "name_of_database")
+    if database:
+        extra["database"] = database
+    other_notes = [n for n in notes if not n.startswith(NOTE_PREFIXES)]
+    if other_notes:
+        extra["notes"] = other_notes
+    return Citation(
+        title=_first(ref, "title", "primary_title", "CT", "translated_title") or "",
+        abstract=_first(ref, "abstract", "notes_abstract") or "",
+        authors=authors,
+        journal=_first(ref, "secondary_title", "alternate_title3", "journal_name", "alternate_title2",
+                       "alternate_title1", "J1") or "",
+        year=_year(ref, path, where),
+        volume=_first(ref, "volume"),
+        issue=_first(ref, "number"),
+        pages=_pages(ref),
+        pmid=_pmid(ref, notes),
+        doi=_doi(ref),
+        mesh_terms=_notes(ref, NOTE_MESH),
+        keywords=_values(ref, "keywords"),
+        publication_types=_publication_types(ref),
+        language=_first(ref, "language"),
+        url=next((u for u in _values(ref, "urls") if u.startswith("http")), None),
+        source_record_id=_first(ref, "id", "accession_number"),
+        extra=extra,
+        location=where,
+    )
+
+
+def read_ris(path: str | os.PathLike[str]) -> Iterator[Citation]:
+    """Citations from a RIS file, one record at a time."""
+    path = Path(path)
+    parser = rispy.RisParser()
+    with open_text(path) as handle:
+        for number, (start, lines) in enumerate(_records(handle, str(path)), start=1):
+            (ref,) = parser.parse_lines(iter(lines))
+            yield citation_from_ris(ref, str(path), f"record {number}, line {start}")

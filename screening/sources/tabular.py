@@ -1,0 +1,203 @@
+"""CSV, TSV and XLSX: Covidence and ASReview exports, labelled datasets, spreadsheets.
+
+Columns are found by their header, normalised (case, spaces and punctuation
+dropped), so "Published Year", "publication_year" and "PY" all give the year.
+Label columns become :attr:`Citation.label`; Covidence "Exclusion reason: ..."
+notes become :attr:`Citation.label_reason`. Locations are physical line numbers
+(a quoted field may span several lines) or spreadsheet row numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ImportFormatError
+from . import Citation
+from .files import open_text
+
+# field -> normalised header names, in order of preference
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "title": ("title", "articletitle", "primarytitle", "documenttitle", "ti"),
+    "abstract": ("abstract", "abstractnote", "ab"),
+    "authors": ("authors", "author", "authorfullnames", "au"),
+    "journal": ("journal", "sourcetitle", "secondarytitle", "journaltitle", "publicationtitle", "jt", "so"),
+    "year": ("year", "publishedyear", "publicationyear", "pubyear", "py"),
+    "volume": ("volume", "vl", "vi"),
+    "issue": ("issue", "number", "ip"),
+    "pages": ("pages", "pg"),
+    "doi": ("doi",),
+    "pmid": ("pmid", "pubmedid", "accessionnumber"),
+    "mesh_terms": ("meshterms", "mesh", "mh"),
+    "keywords": ("keywords", "authorkeywords", "kw"),
+    "publication_types": ("publicationtypes", "publicationtype", "documenttype", "pt"),
+    "language": ("language", "languageoforiginaldocument", "la"),
+    "url": ("url", "link"),
+    "record_id": ("recordid", "covidence", "sourcerecordid", "id"),
+    "label": ("labelincluded", "included", "label", "asreviewlabel", "finalincluded", "sourcelabelincluded"),
+    "notes": ("notes",),
+    "tags": ("tags",),
+    "source": ("source",),
+}
+LIST_FIELDS = ("authors", "mesh_terms", "keywords", "publication_types")
+LABELS = {"1": 1, "1.0": 1, "0": 0, "0.0": 0, "-1": None, "": None}  # ASReview writes -1 for unlabelled
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+_PMID = re.compile(r"^\d{1,8}$")
+_EXCLUSION = re.compile(r"Exclusion reason:\s*(.*?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
+_NORMALISE = re.compile(r"[^a-z0-9]")
+
+
+def normalise_header(name: str) -> str:
+    """'Published Year' -> 'publishedyear', 'Covidence #' -> 'covidence'."""
+    return _NORMALISE.sub("", name.lower())
+
+
+class Columns:
+    """Where each field sits in a header row."""
+
+    def __init__(self, header: list[str], path: str, where: str) -> None:
+        self.header = header
+        positions: dict[str, int] = {}
+        for index, name in enumerate(header):
+            positions.setdefault(normalise_header(name or ""), index)
+        self.index = {}
+        for field, names in COLUMNS.items():
+            found = next((positions[n] for n in names if n in positions), None)
+            if found is not None:
+                self.index[field] = found
+        if "title" not in self.index:
+            raise ImportFormatError(
+                path, where, "title", f"no title column in the header {[h for h in header if h]}"
+            )
+
+    def get(self, row: list[str], field: str) -> str:
+        index = self.index.get(field)
+        if index is None or index >= len(row):
+            return ""
+        return row[index].strip()
+
+    def name(self, field: str) -> str:
+        return self.header[self.index[field]]
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(";") if part.strip()]
+
+
+def _label(value: str, columns: Columns, path: str, where: str) -> int | None:
+    key = value.strip().lower()
+    if key in ("true", "false"):
+        key = "1" if key == "true" else "0"
+    if key not in LABELS:
+        raise ImportFormatError(path, where, columns.name("label"), f"label {value!r} is not 1, 0 or blank")
+    return LABELS[key]
+
+
+def _year(value: str, columns: Columns, path: str, where: str) -> int | None:
+    if not value:
+        return None
+    match = _YEAR.search(value)
+    if match is None:
+        raise ImportFormatError(path, where, columns.name("year"), f"no year in {value!r}")
+    return int(match.group(1))
+
+
+def _citation(row: list[str], columns: Columns, path: str, where: str) -> Citation:
+    get = columns.get
+    pmid = get(row, "pmid")
+    notes, tags = get(row, "notes"), get(row, "tags")
+    extra = {k: v for k, v in (("notes", notes), ("tags", tags), ("source", get(row, "source"))) if v}
+    reason = _EXCLUSION.search(notes) if notes else None
+    lists = {field: _split(get(row, field)) for field in LIST_FIELDS}
+    return Citation(
+        title=get(row, "title"),
+        abstract=get(row, "abstract"),
+        journal=get(row, "journal"),
+        year=_year(get(row, "year"), columns, path, where),
+        volume=get(row, "volume") or None,
+        issue=get(row, "issue") or None,
+        pages=get(row, "pages") or None,
+        pmid=pmid if _PMID.match(pmid) else None,
+        doi=get(row, "doi") or None,
+        language=get(row, "language") or None,
+        url=get(row, "url") or None,
+        source_record_id=get(row, "record_id").lstrip("#") or None,
+        label=_label(get(row, "label"), columns, path, where) if "label" in columns.index else None,
+        label_reason=(reason.group(1) or None) if reason else None,
+        extra=extra,
+        location=where,
+        **lists,
+    )
+
+
+def _from_rows(rows: Iterable[tuple[int, list[str]]], path: str, unit: str) -> Iterator[Citation]:
+    """Citations from (line or row number, cells) pairs, the first non-empty one the header."""
+    columns: Columns | None = None
+    for number, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if columns is None:
+            columns = Columns(row, path, f"{unit} {number}")
+            continue
+        yield _citation(row, columns, path, f"{unit} {number}")
+
+
+def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Rows with the physical line each starts on (quoted fields may hold line breaks)."""
+    csv.field_size_limit(sys.maxsize)
+    with open_text(path, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            for row in reader:
+                yield start, row
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise ImportFormatError(str(path), f"line {start}", None, f"malformed CSV: {e}") from e
+
+
+def read_csv(path: str | os.PathLike[str]) -> Iterator[Citation]:
+    """Citations from a comma-separated file (UTF-8 with or without BOM, cp1252 or Latin-1)."""
+    return _from_rows(_csv_rows(Path(path), ","), str(path), "line")
+
+
+def read_tsv(path: str | os.PathLike[str]) -> Iterator[Citation]:
+    """Citations from a tab-separated file."""
+    return _from_rows(_csv_rows(Path(path), "\t"), str(path), "line")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as e:
+        raise ImportFormatError(str(path), None, None, f"not a readable .xlsx workbook: {e}") from e
+    try:
+        sheet = book.worksheets[0]
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield number, [_cell(v) for v in values]
+    finally:
+        book.close()
+
+
+def read_xlsx(path: str | os.PathLike[str]) -> Iterator[Citation]:
+    """Citations from the first sheet of an Excel workbook."""
+    return _from_rows(_xlsx_rows(Path(path)), str(path), "row")
