@@ -69,8 +69,8 @@ def agreement(store: Store, stage: str = "title_abstract") -> list[PairAgreement
     with store.read() as s:
         names = reviewer_names(s)
         by_reviewer: dict[int, dict[int, str]] = {}
-        for gid, state in collect_stage(s, stage).items():
-            for rid, (_, value, _) in state.votes.items():
+        for gid, votes in collect_stage(s, stage).votes.items():
+            for rid, (_, value, _) in votes.items():
                 by_reviewer.setdefault(rid, {})[gid] = value
     result = []
     for ra, rb in combinations(sorted(by_reviewer, key=lambda r: names[r]), 2):

@@ -19,12 +19,12 @@ have been retrieved, and a full-text exclusion needs exactly one configured reas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import DecisionError, RecordNotFound
@@ -107,6 +107,30 @@ class StageState:
     retrieval: str | None = None
 
 
+@dataclass
+class StageData:
+    """The effective decisions of every record group at one stage, column by column (fast to build)."""
+
+    stage: str
+    votes: dict[int, dict[int, tuple[int, str, str | None]]] = field(default_factory=dict)
+    resolution: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    fallback: dict[int, tuple[str, str | None, str]] = field(default_factory=dict)
+    retrieval: dict[int, str] = field(default_factory=dict)
+
+    def groups(self) -> set[int]:
+        return self.votes.keys() | self.resolution.keys() | self.fallback.keys() | self.retrieval.keys()
+
+    def state(self, group: int) -> StageState | None:
+        if group not in self.groups():
+            return None
+        return StageState(
+            votes=self.votes.get(group, {}),
+            resolution=self.resolution.get(group),
+            fallback=self.fallback.get(group),
+            retrieval=self.retrieval.get(group),
+        )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Where a record stands at one stage."""
@@ -145,15 +169,36 @@ class RecordStatus:
 
 
 # -- reading state ---------------------------------------------------------------
-def _group_expr() -> Any:
-    return func.coalesce(Record.canonical_id, Record.id)
+def _canonical_map(session: Session) -> dict[int, int]:
+    """Duplicate record id -> canonical id (usually a small table)."""
+    query = select(Record.id, Record.canonical_id).where(Record.canonical_id.is_not(None))
+    return {rid: canonical for rid, canonical in session.execute(query)}
 
 
-def collect_stage(session: Session, stage: str, record_ids: Iterable[int] | None = None) -> dict[int, StageState]:
-    """Effective decisions per canonical record at ``stage``, in one narrow query and one pass."""
+def _fetch_plain(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """Rows as plain DB-API tuples, for the hot path where building row objects costs more than the query.
+
+    Only for queries of integer and string columns with trusted bound values (stage names, ids).
+    """
+    connection = session.connection()
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def collect_stage(session: Session, stage: str, record_ids: Iterable[int] | None = None) -> StageData:
+    """Effective decisions per canonical record at ``stage``: one narrow query, one pass.
+
+    Rows are read in id order, so later rows replace earlier ones: each reviewer's
+    vote is their latest decision that no undo row points at.
+    """
     query = (
         select(
-            _group_expr(),
+            Decision.record_id,
             Decision.id,
             Decision.reviewer_id,
             Decision.value,
@@ -161,71 +206,93 @@ def collect_stage(session: Session, stage: str, record_ids: Iterable[int] | None
             Decision.reason,
             Decision.undoes_id,
         )
-        .join(Record, Record.id == Decision.record_id)
         .where(Decision.stage == stage)
         .order_by(Decision.id)
     )
     if record_ids is not None:
         query = query.where(Decision.record_id.in_(list(record_ids)))
-    rows = session.execute(query).all()
+    rows = _fetch_plain(session, query)
+    canonical = _canonical_map(session)
     undone = {row[6] for row in rows if row[6] is not None}
-    states: dict[int, StageState] = {}
-    for group, did, reviewer, value, kind, reason, undoes in rows:
+    data = StageData(stage)
+    votes, resolution, fallback, retrieval = data.votes, data.resolution, data.fallback, data.retrieval
+    for record_id, did, reviewer, value, kind, reason, undoes in rows:
         if undoes is not None or did in undone:
             continue
-        state = states.get(group)
-        if state is None:
-            state = states[group] = StageState()
+        group = canonical.get(record_id, record_id)
         if value in RETRIEVAL_VALUES:
-            state.retrieval = value
-        elif kind == "resolution":
-            state.resolution = (value, reason)
+            retrieval[group] = value
         elif kind == "screen":
-            state.votes[reviewer] = (did, value, reason)
+            by_reviewer = votes.get(group)
+            if by_reviewer is None:
+                votes[group] = {reviewer: (did, value, reason)}
+            else:
+                by_reviewer[reviewer] = (did, value, reason)
+        elif kind == "resolution":
+            resolution[group] = (value, reason)
         else:
-            state.fallback = (value, reason, kind)
-    return states
+            fallback[group] = (value, reason, kind)
+    return data
 
 
-def _vote_key(stage: str, value: str, reason: str | None) -> tuple[str, str | None]:
-    """What two reviewers must agree on: the value, and at full text also the exclusion reason."""
-    return (value, reason if stage == "full_text" and value == "exclude" else None)
-
-
-def _settled(value: str, reason: str | None, kind: str) -> Outcome:
-    return Outcome(MAYBE if value == "maybe" else DECIDED, value, reason, kind)
+def _judge(
+    votes: dict[int, tuple[int, str, str | None]] | None,
+    resolution: tuple[str, str | None] | None,
+    fallback: tuple[str, str | None, str] | None,
+    dual: bool,
+    full_text: bool,
+) -> tuple[str, str | None, str | None, str | None]:
+    """(status, value, reason, kind) of one record; the one place the screening rules live."""
+    if resolution is not None:
+        value, reason = resolution
+        return (MAYBE if value == "maybe" else DECIDED, value, reason, "resolution")
+    if votes and (not dual or len(votes) >= 2):
+        if dual:
+            keys = {(v, r if full_text and v == "exclude" else None) for _, v, r in votes.values()}
+            if len(keys) > 1:
+                return (CONFLICT, None, None, None)
+        _, value, reason = max(votes.values())
+        return (MAYBE if value == "maybe" else DECIDED, value, reason, "screen")
+    if fallback is not None:
+        value, reason, kind = fallback
+        return (MAYBE if value == "maybe" else DECIDED, value, reason, kind)
+    return (AWAITING if votes else UNSCREENED, None, None, None)
 
 
 def outcome(state: StageState | None, mode: ScreeningMode) -> Outcome:
-    """The record's standing at a stage under ``mode``."""
+    """The record's standing at a stage under ``mode``.
+
+    A resolution is final; else ``single`` takes the latest vote and ``dual`` needs
+    two reviewers who agree (at full text, on the exclusion reason too); with no
+    deciding votes, an imported label or automation decision stands.
+    """
     if state is None:
         return Outcome(UNSCREENED)
-    if state.resolution is not None:
-        return _settled(*state.resolution, "resolution")
-    votes = state.votes
-    if votes and not mode.dual:
-        _, value, reason = max(votes.values())
-        return _settled(value, reason, "screen")
-    if len(votes) >= 2:
-        keys = {_vote_key(mode.stage, v, r) for _, v, r in votes.values()}
-        if len(keys) > 1:
-            return Outcome(CONFLICT)
-        _, value, reason = max(votes.values())
-        return _settled(value, reason, "screen")
-    if state.fallback is not None:
-        return _settled(*state.fallback)
-    return Outcome(AWAITING) if votes else Outcome(UNSCREENED)
+    return Outcome(*_judge(state.votes, state.resolution, state.fallback, mode.dual, mode.stage == "full_text"))
 
 
-def stage_outcomes(session: Session, stage: str) -> dict[int, Outcome]:
-    """Every record's outcome at ``stage`` (records with no decisions are absent)."""
-    mode = get_mode(session, stage)
-    return {gid: outcome(state, mode) for gid, state in collect_stage(session, stage).items()}
+def _judged(
+    session: Session, stage: str, data: StageData | None = None
+) -> Iterator[tuple[int, tuple[str, str | None, str | None, str | None]]]:
+    data = data if data is not None else collect_stage(session, stage)
+    dual = get_mode(session, stage).dual
+    full_text = stage == "full_text"
+    votes, resolution, fallback = data.votes, data.resolution, data.fallback
+    for group in votes.keys() | resolution.keys() | fallback.keys():
+        yield group, _judge(votes.get(group), resolution.get(group), fallback.get(group), dual, full_text)
+
+
+def stage_outcomes(session: Session, stage: str, data: StageData | None = None) -> dict[int, Outcome]:
+    """Every record's outcome at ``stage`` (records with no screening decisions are absent).
+
+    Pass ``data`` from :func:`collect_stage` to reuse a read already made.
+    """
+    return {group: Outcome(*judged) for group, judged in _judged(session, stage, data)}
 
 
 def retrievals(session: Session) -> dict[int, str]:
     """Canonical record id -> 'retrieved' or 'not_retrieved' (latest effective)."""
-    return {gid: st.retrieval for gid, st in collect_stage(session, "full_text").items() if st.retrieval}
+    return collect_stage(session, "full_text").retrieval
 
 
 def current_labels(session: Session, stage: str = "title_abstract") -> dict[int, str]:
@@ -234,7 +301,7 @@ def current_labels(session: Session, stage: str = "title_abstract") -> dict[int,
     Records awaiting a second reviewer, in conflict, or never screened are absent.
     """
     check_stage(stage)
-    return {gid: o.value for gid, o in stage_outcomes(session, stage).items() if o.status in (DECIDED, MAYBE)}
+    return {group: judged[1] for group, judged in _judged(session, stage) if judged[0] in (DECIDED, MAYBE)}
 
 
 # -- records and groups ---------------------------------------------------------
@@ -263,7 +330,7 @@ def _members(session: Session, canonical_id: int) -> list[int]:
 
 
 def _state(session: Session, canonical_id: int, stage: str) -> StageState | None:
-    return collect_stage(session, stage, _members(session, canonical_id)).get(canonical_id)
+    return collect_stage(session, stage, _members(session, canonical_id)).state(canonical_id)
 
 
 def _describe(o: Outcome) -> str:
@@ -585,8 +652,8 @@ def conflicts(store: Store, stage: str = "title_abstract") -> list[ConflictInfo]
     check_stage(stage)
     with store.read() as s:
         mode = get_mode(s, stage)
-        states = collect_stage(s, stage)
-        ids = [gid for gid, st in states.items() if outcome(st, mode).status == CONFLICT]
+        data = collect_stage(s, stage)
+        ids = [gid for gid in data.votes if outcome(data.state(gid), mode).status == CONFLICT]
         if not ids:
             return []
         names = reviewer_names(s)
@@ -595,7 +662,7 @@ def conflicts(store: Store, stage: str = "title_abstract") -> list[ConflictInfo]
             ConflictInfo(
                 record_id=gid,
                 title=titles.get(gid) or "",
-                votes={names[r]: (v, reason) for r, (_, v, reason) in sorted(states[gid].votes.items())},
+                votes={names[r]: (v, reason) for r, (_, v, reason) in sorted(data.votes[gid].items())},
             )
             for gid in sorted(ids)
         ]

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from rapidfuzz.fuzz import ratio, token_set_ratio
+from rapidfuzz.fuzz import ratio
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -124,7 +124,7 @@ Conflict = Callable[[int, int], bool]
 
 TITLE_MERGE = 0.96
 TITLE_UNCERTAIN = 0.88
-ABSTRACT_MERGE = 0.92  # token-set similarity of the abstracts' first words
+ABSTRACT_MERGE = 0.92
 ABSTRACT_UNCERTAIN = 0.85
 ABSTRACT_DIFFERENT = 0.6
 ABSTRACT_WORDS = 80  # words of the abstract compared
@@ -199,13 +199,20 @@ def _years_compatible(a: int | None, b: int | None) -> bool:
     return a is None or b is None or abs(a - b) <= 1
 
 
+def _word_prefix(a: str, b: str) -> bool:
+    """One title is the other cut short at a word boundary ("Hypertension in pregnancy" + subtitle)."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return short.count(" ") >= 1 and long.startswith(short + " ")
+
+
 def judge_pair_fields(a: MatchCandidate, b: MatchCandidate) -> tuple[float, bool] | None:
     """Score two records on title, abstract, year and first author; None when clearly different."""
     if not a.title_key or not b.title_key:
         return None
     title = ratio(a.title_key, b.title_key) / 100.0
-    abstract = token_set_ratio(a.abstract_key, b.abstract_key) / 100.0 if a.abstract_key and b.abstract_key else None
-    if title < TITLE_FLOOR or (title < TITLE_UNCERTAIN and (abstract or 0.0) < ABSTRACT_UNCERTAIN):
+    prefix = _word_prefix(a.title_key, b.title_key)
+    abstract = ratio(a.abstract_key, b.abstract_key) / 100.0 if a.abstract_key and b.abstract_key else None
+    if (title < TITLE_FLOOR and not prefix) or (title < TITLE_UNCERTAIN and (abstract or 0.0) < ABSTRACT_UNCERTAIN):
         return None
     years_ok = _years_compatible(a.year, b.year)
     authors_ok = not a.author_key or not b.author_key or a.author_key == b.author_key
@@ -214,7 +221,8 @@ def judge_pair_fields(a: MatchCandidate, b: MatchCandidate) -> tuple[float, bool
     if min(len(a.title_key), len(b.title_key)) < SHORT_TITLE:
         # a short generic title ("Low back pain") needs more than the title to agree
         known_same = a.year is not None and a.year == b.year and a.author_key != "" and a.author_key == b.author_key
-        merge = title == 1.0 and (abstracts_agree or (known_same and not abstracts_differ))
+        titles_fit = title == 1.0 or prefix
+        merge = titles_fit and (abstracts_agree or (known_same and not abstracts_differ))
     elif abstracts_agree:
         merge = years_ok and authors_ok
     else:

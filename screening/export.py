@@ -26,8 +26,25 @@ from .sources.ris import NOTE_MESH, NOTE_PMID, NOTE_TYPE
 Row = Mapping[str, Any]
 
 CSV_COLUMNS = (
-    "id", "title", "abstract", "authors", "journal", "year", "volume", "issue", "pages", "pmid", "doi",
-    "mesh_terms", "keywords", "publication_types", "language", "url", "sources", "decision", "reason",
+    "id",
+    "title",
+    "abstract",
+    "authors",
+    "journal",
+    "year",
+    "volume",
+    "issue",
+    "pages",
+    "pmid",
+    "doi",
+    "mesh_terms",
+    "keywords",
+    "publication_types",
+    "language",
+    "url",
+    "sources",
+    "decision",
+    "reason",
 )
 LIST_SEPARATOR = "; "
 _SPACE = re.compile(r"\s+")
@@ -76,8 +93,14 @@ def ris_reference(row: Row) -> dict[str, Any]:
     """The rispy dict for one row: standard tags, plus N1 notes for what RIS has no tag for."""
     ref: dict[str, Any] = {"type_of_reference": "JOUR", "id": _text(row.get("id"))}
     single = {
-        "title": "title", "abstract": "abstract", "secondary_title": "journal", "year": "year",
-        "volume": "volume", "number": "issue", "doi": "doi", "accession_number": "pmid",
+        "title": "title",
+        "abstract": "abstract",
+        "secondary_title": "journal",
+        "year": "year",
+        "volume": "volume",
+        "number": "issue",
+        "doi": "doi",
+        "accession_number": "pmid",
         "language": "language",
     }
     for rispy_key, key in single.items():
@@ -122,8 +145,16 @@ def write_ris(rows: Iterable[Row], path: str | os.PathLike[str]) -> int:
 
 
 _BIBTEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$",
-    "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
 }
 _BIBTEX_RE = re.compile("|".join(re.escape(c) for c in _BIBTEX_SPECIAL))
 _INITIALS_NAME = re.compile(r"^(.+?) ([A-Z]{1,4})$")  # MEDLINE "Casbon JA"
@@ -149,8 +180,13 @@ def bibtex_entry(row: Row) -> str:
     fields: list[tuple[str, str]] = []
     if _list(row, "authors"):
         fields.append(("author", " and ".join(_bibtex_author(a) for a in _list(row, "authors"))))
-    for name, key in (("title", "title"), ("journal", "journal"), ("year", "year"), ("volume", "volume"),
-                      ("number", "issue")):
+    for name, key in (
+        ("title", "title"),
+        ("journal", "journal"),
+        ("year", "year"),
+        ("volume", "volume"),
+        ("number", "issue"),
+    ):
         if _text(row.get(key)):
             fields.append((name, bibtex_escape(row.get(key))))
     if _text(row.get("pages")):

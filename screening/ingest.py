@@ -231,9 +231,7 @@ def import_file(
     path = Path(path)
     fmt = fmt or detect_format(path)
     with store.begin() as session:
-        source = new_source(
-            session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt
-        )
+        source = new_source(session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt)
         added = add_citations(session, source, read_file(path, fmt=fmt), on_chunk=on_chunk)
         source.count_retrieved = len(added.record_ids)
         source.count_new = len(added.record_ids)

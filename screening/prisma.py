@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .decisions import Outcome, retrievals, stage_outcomes
+from .decisions import Outcome, collect_stage, stage_outcomes
 from .errors import ConfigError, ScreeningError
 from .reviewers import list_reasons
 from .schema import Record, RecordSource, Source
@@ -175,8 +175,9 @@ def prisma_counts(store: Store) -> PrismaCounts:
         sources = {sid: (name, kind) for sid, name, kind in s.execute(select(Source.id, Source.name, Source.kind))}
         records = _records(s)
         ta = stage_outcomes(s, "title_abstract")
-        ft = stage_outcomes(s, "full_text")
-        retrieved = retrievals(s)
+        ft_data = collect_stage(s, "full_text")
+        ft = stage_outcomes(s, "full_text", ft_data)
+        retrieved = ft_data.retrieval
         reason_order = list_reasons(s, "full_text")
     counts = PrismaCounts()
     identified: dict[str, Counter[str]] = {"database": Counter(), "register": Counter()}

@@ -130,9 +130,7 @@ def status(store: Store) -> StatusReport:
 
     counts = store.counts()
     with store.read() as session:
-        uncertain = session.scalar(
-            select(func.count(DuplicatePair.id)).where(DuplicatePair.status == "uncertain")
-        )
+        uncertain = session.scalar(select(func.count(DuplicatePair.id)).where(DuplicatePair.status == "uncertain"))
         lines = []
         for src in session.scalars(select(Source).order_by(Source.id)):
             unique = session.scalar(
@@ -156,7 +154,9 @@ def status(store: Store) -> StatusReport:
             )
         stages: dict[str, dict[str, int]] = {}
         for stage in ("title_abstract", "full_text"):
-            tally = Counter(o.value if o.final or o.status == MAYBE else o.status for o in stage_outcomes(session, stage).values())
+            tally = Counter(
+                o.value if o.final or o.status == MAYBE else o.status for o in stage_outcomes(session, stage).values()
+            )
             stages[stage] = dict(sorted(tally.items()))
         fetched = Counter(retrievals(session).values())
         stages["full_text"].update({k: v for k, v in fetched.items()})

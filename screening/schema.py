@@ -89,9 +89,7 @@ class Record(Base):
     deleted_from_source: Mapped[bool] = mapped_column(Boolean, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # deduplication: NULL for a record that stands for its group
-    canonical_id: Mapped[int | None] = mapped_column(
-        ForeignKey("records.id", ondelete="RESTRICT"), index=True
-    )
+    canonical_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="RESTRICT"), index=True)
     title_key: Mapped[str] = mapped_column(String(400), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

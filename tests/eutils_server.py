@@ -13,7 +13,8 @@ to an endpoint::
     with EutilsServer() as server:
         server.plan("efetch", 2, Fault("status", status=429, retry_after=1))
 
-Run ``python tests/eutils_server.py build`` to rebuild the corpus fixture from ../shared.
+Run ``python tests/eutils_server.py build`` to rebuild the corpus fixture from ../shared,
+and ``python tests/eutils_server.py measure`` to time a whole sliced search.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ class EutilsServer:
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self._httpd.eutils = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @staticmethod
     def _envelope_head(path: Path) -> bytes:
@@ -317,7 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a fault; True when the request has been answered (or dropped)."""
         if fault.kind == "status":
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            self._send(fault.status, b'{"error":"API rate limit exceeded"}', "application/json", headers)
+            key = self.eutils.requests[-1].params.get("api_key", "")
+            body = f'{{"error":"API rate limit exceeded","api-key":"{key}","count":"11","limit":"10"}}'
+            self._send(fault.status, body.encode(), "application/json", headers)
             return True
         if fault.kind == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -353,5 +356,35 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["build"]:
-    print(build_corpus_fixture(), "articles written to", CORPUS_FILE)
+def measure(copies: int = 17, rate: float = 10.0) -> None:
+    """Time a whole search of a >9,999-record corpus, clean and with faults; print a Markdown table."""
+    import tempfile
+
+    from screening.sources.pubmed import EutilsClient
+    from screening.sources.pubmed_search import search_pubmed
+    from screening.store import init_project
+
+    big = synthetic_corpus(load_corpus(), copies=copies)
+    kinds = [Fault("status", status=503), Fault("truncate"), Fault("reset"), Fault("error"), Fault("short")]
+    print("| run | records | slices | requests | retries | seconds |\n|---|---|---|---|---|---|")
+    for label, faulty in (("no faults", False), ("a fault every 5th efetch", True)):
+        with tempfile.TemporaryDirectory() as tmp, EutilsServer(big) as server:
+            store = init_project(Path(tmp) / "bench.db", name="bench")
+            for i, n in enumerate(range(5, 40, 5) if faulty else ()):
+                server.plan("efetch", n, kinds[i % len(kinds)])
+            with EutilsClient(base_url=server.url, email="bench@example.org", rate=rate, backoff=0.2) as client:
+                start = time.perf_counter()
+                out = search_pubmed(store, client, "psilocybin", deduplicate=False)
+                seconds = time.perf_counter() - start
+            store.close()
+        row = [label, out.count_retrieved, out.slices, client.requests_sent, client.retries, f"{seconds:.1f}"]
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["build"]:
+        print(build_corpus_fixture(), "articles written to", CORPUS_FILE)
+    elif sys.argv[1:] == ["measure"]:
+        measure()
+    else:
+        sys.exit("usage: python tests/eutils_server.py build|measure")

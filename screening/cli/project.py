@@ -43,10 +43,14 @@ def init_command(
 
 @handle_errors
 def import_command(
-    files: Annotated[list[Path], typer.Argument(help="Files to import: PubMed XML, MEDLINE/.nbib, RIS, CSV, TSV, XLSX.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Files to import: PubMed XML, MEDLINE/.nbib, RIS, CSV, TSV, XLSX.")
+    ],
     db: DbOption,
     source: Annotated[str, typer.Option("--source", help="Database or register the file came from, e.g. Embase.")],
-    kind: Annotated[str, typer.Option(help="database, register, website, organisation, citation or other.")] = "database",
+    kind: Annotated[
+        str, typer.Option(help="database, register, website, organisation, citation or other.")
+    ] = "database",
     fmt: Annotated[str | None, typer.Option("--format", help="Override format detection.")] = None,
     query: Annotated[str | None, typer.Option(help="The query that produced the file (search log).")] = None,
     no_dedupe: Annotated[bool, typer.Option("--no-dedupe", help="Skip deduplication after importing.")] = False,

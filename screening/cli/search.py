@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,7 +16,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from ..sources.pubmed import (
     API_KEY_ENV,
@@ -28,14 +28,13 @@ from ..sources.pubmed import (
     resolve_config,
 )
 from ..sources.pubmed_search import (
+    SearchLogEntry,
     SearchOutcome,
     resume_search,
     search_log,
     search_pubmed,
 )
-from .common import DbOption, console, err_console, handle_errors, open_project
-
-LOG_COLUMNS = ("#", "database", "query", "limits", "run at (UTC)", "status", "reported", "retrieved", "new", "tool")
+from .common import DbOption, console, err_console, fail, handle_errors, open_project
 
 
 @contextmanager
@@ -62,9 +61,10 @@ def _report(outcome: SearchOutcome) -> None:
         f"retrieved {outcome.count_retrieved}, new after deduplication {outcome.count_new} "
         f"({outcome.slices} date slice(s), {outcome.batches} batch(es)).",
         highlight=False,
+        soft_wrap=True,
     )
     for warning in outcome.warnings:
-        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 @handle_errors
@@ -109,19 +109,22 @@ def search(
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            if resume:
-                outcome = resume_search(store, client, query=query, on_progress=on_progress)
-            else:
-                outcome = search_pubmed(
-                    store,
-                    client,
-                    query or "",
-                    mindate=mindate,
-                    maxdate=maxdate,
-                    datetype=datetype,
-                    batch_size=batch_size,
-                    on_progress=on_progress,
-                )
+            try:
+                if resume:
+                    outcome = resume_search(store, client, query=query, on_progress=on_progress)
+                else:
+                    outcome = search_pubmed(
+                        store,
+                        client,
+                        query or "",
+                        mindate=mindate,
+                        maxdate=maxdate,
+                        datetype=datetype,
+                        batch_size=batch_size,
+                        on_progress=on_progress,
+                    )
+            except KeyboardInterrupt:
+                raise fail("interrupted; every batch fetched so far is kept: run again with --resume", 130) from None
         _report(outcome)
     finally:
         store.close()
@@ -138,26 +141,24 @@ def searches(db: DbOption) -> None:
     if not entries:
         console.print("No PubMed searches yet: run 'screening search \"QUERY\"'.")
         return
-    table = Table(title="Search log (PRISMA-S)")
-    for column in LOG_COLUMNS:
-        table.add_column(column, overflow="fold")
+    console.print("[bold]Search log (PRISMA-S)[/]")
     for e in entries:
-        table.add_row(
-            str(e.source_id),
-            e.database,
-            e.query,
-            e.limits,
-            e.run_at,
-            e.status,
-            "" if e.count_reported is None else str(e.count_reported),
-            str(e.count_retrieved),
-            str(e.count_new),
-            e.tool_version or "",
-        )
-    console.print(table)
-    for e in entries:
-        for warning in e.warnings:
-            err_console.print(f"[yellow]Warning[/] (search #{e.source_id}): {warning}", highlight=False)
+        _print_entry(e)
+
+
+def _print_entry(e: SearchLogEntry) -> None:
+    """One search, as a block: long queries stay readable in a narrow terminal."""
+    reported = "?" if e.count_reported is None else e.count_reported
+    lines = [
+        f"[bold]#{e.source_id}[/] {e.database}  {e.run_at.replace('T', ' ')[:16]} UTC  {e.status}"
+        f"  (screening {e.tool_version or '?'})",
+        f"  query:   {escape(e.query)}",
+        f"  records: reported {reported}, retrieved {e.count_retrieved}, new {e.count_new}",
+    ]
+    if e.limits:
+        lines.insert(2, f"  limits:  {e.limits}")
+    lines += [f"  [yellow]warning:[/] {escape(w)}" for w in e.warnings]
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -135,9 +135,7 @@ class ActiveLearner:
             return np.asarray(self.matrix @ centroid).ravel()
         if self.prior_scores is not None:
             return np.asarray(self.prior_scores, dtype=np.float64)
-        raise ConfigError(
-            "no include yet and no topic text to rank by: set the project's query, criteria or keywords"
-        )
+        raise ConfigError("no include yet and no topic text to rank by: set the project's query, criteria or keywords")
 
     def ranking(self) -> np.ndarray:
         """Unlabeled rows, most relevant first (ties in seeded random order)."""

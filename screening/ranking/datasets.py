@@ -51,7 +51,9 @@ def read_dataset(path: str | Path) -> LabeledDataset:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ImportFormatError(
-            str(path), f"row {row + 2}", "label_included",
+            str(path),
+            f"row {row + 2}",
+            "label_included",
             f"must be 0 or 1, got {frame['label_included'].iloc[row]!r}",
         )
     texts = (frame["title"].fillna("") + " " + frame["abstract"].fillna("")).tolist()

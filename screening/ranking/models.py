@@ -81,12 +81,18 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         weights = self._class_weight(np.where(y_enc == 1, self.classes_[1], self.classes_[0]))
         if self.loss == "logistic":
             model = LogisticRegression(
-                C=self.C, class_weight=weights, solver="liblinear", max_iter=self.max_iter,
+                C=self.C,
+                class_weight=weights,
+                solver="liblinear",
+                max_iter=self.max_iter,
                 random_state=self.random_state,
             )
         else:
             model = LinearSVC(
-                C=self.C, class_weight=weights, max_iter=self.max_iter, random_state=self.random_state,
+                C=self.C,
+                class_weight=weights,
+                max_iter=self.max_iter,
+                random_state=self.random_state,
             )
         model.fit(X, y_enc)
         self.coef_ = model.coef_.ravel().astype(X.dtype)

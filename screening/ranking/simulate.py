@@ -33,9 +33,18 @@ class SimulationResult:
 
     def row(self, data: LabeledDataset) -> dict[str, object]:
         m = run_metrics(self.labels_in_order, n_records=data.n_records, n_included=data.n_included)
-        return {"dataset": self.dataset, "seed": self.seed, "N": m.N, "R": m.R, "n95": m.n95,
-                "wss95": m.wss95, "wss100": m.wss100, "recall10": m.recall10,
-                "wss95_opt": m.wss95_opt, "seconds": self.seconds}
+        return {
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "N": m.N,
+            "R": m.R,
+            "n95": m.n95,
+            "wss95": m.wss95,
+            "wss100": m.wss100,
+            "recall10": m.recall10,
+            "wss95_opt": m.wss95_opt,
+            "seconds": self.seconds,
+        }
 
 
 def simulate_dataset(
@@ -64,8 +73,7 @@ def simulate_dataset(
         found += label
     seconds = time.perf_counter() - start
     positions = np.asarray(order, dtype=np.int64)
-    return SimulationResult(data.name, seed, positions, data.labels[positions].astype(np.int8), seconds,
-                            model.n_fits)
+    return SimulationResult(data.name, seed, positions, data.labels[positions].astype(np.int8), seconds, model.n_fits)
 
 
 def simulate_files(
@@ -87,8 +95,9 @@ def simulate_files(
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), runs
 
 
-def plot_recall(runs: dict[tuple[str, int], SimulationResult], sizes: dict[str, tuple[int, int]],
-                out: str | Path) -> None:
+def plot_recall(
+    runs: dict[tuple[str, int], SimulationResult], sizes: dict[str, tuple[int, int]], out: str | Path
+) -> None:
     """Recall curves (share of includes found against share of records screened), one line per run."""
     import matplotlib
 
@@ -103,8 +112,7 @@ def plot_recall(runs: dict[tuple[str, int], SimulationResult], sizes: dict[str, 
         ax.plot(screened, found, lw=1, alpha=0.8, label=f"{name} s{seed}")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
     ax.axhline(0.95, color="grey", lw=0.5)
-    ax.set(xlabel="share of records screened", ylabel="recall", xlim=(0, 1), ylim=(0, 1.01),
-           title="Recall curves")
+    ax.set(xlabel="share of records screened", ylabel="recall", xlim=(0, 1), ylim=(0, 1.01), title="Recall curves")
     if len(runs) <= 12:
         ax.legend(fontsize=7)
     fig.tight_layout()

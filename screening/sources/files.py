@@ -54,8 +54,9 @@ def _sniff(head: bytes) -> str | None:
     text = head.lstrip(codecs.BOM_UTF8).lstrip()
     if text.startswith(b"PK\x03\x04"):
         return "xlsx"
-    if text.startswith((b"<?xml", b"<!DOCTYPE Pubmed", b"<!DOCTYPE Medline", b"<PubmedArticleSet",
-                        b"<MedlineCitationSet")):
+    if text.startswith(
+        (b"<?xml", b"<!DOCTYPE Pubmed", b"<!DOCTYPE Medline", b"<PubmedArticleSet", b"<MedlineCitationSet")
+    ):
         return "pubmed_xml"
     first = text.split(b"\n", 1)[0]
     if first.startswith(b"PMID-"):
@@ -83,9 +84,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if fmt == "pubmed_xml" and sniffed != "pubmed_xml":
         raise ImportFormatError(str(path), "line 1", None, "a .xml file that does not start like PubMed XML")
     if sniffed is None:
-        raise ImportFormatError(
-            str(path), None, None, f"unknown file format; expected one of: {', '.join(FORMATS)}"
-        )
+        raise ImportFormatError(str(path), None, None, f"unknown file format; expected one of: {', '.join(FORMATS)}")
     return sniffed
 
 

@@ -23,7 +23,7 @@ from .files import open_text
 # "PMID- 123", "TI  - ...", "FAU - ...": a tag of 2-4 capitals, padded to 4, then "- "
 _TAG_LINE = re.compile(r"^[A-Z][A-Z0-9]{1,3} {0,2}-( |$)")
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
-_DOI_ID = re.compile(r"^(10\.\S+)\s*\[doi\]$")
+_DOI_ID = re.compile(r"(10\.\S+)\s*\[doi\]")
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{}/"
 
 
@@ -66,8 +66,9 @@ def _first(record: dict, *keys: str) -> str | None:
 
 
 def _doi(record: dict) -> str | None:
-    for value in [*record.get("AID", []), *(record.get("LID", "").split("  ") if "LID" in record else [])]:
-        match = _DOI_ID.match(value.strip())
+    """The DOI of "AID - 10.1186/... [doi]" or "LID - 10.1186/... [doi]" (Bio joins LID lines)."""
+    for value in [*record.get("AID", []), record.get("LID", "")]:
+        match = _DOI_ID.search(value)
         if match:
             return match.group(1)
     return None

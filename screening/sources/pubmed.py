@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from lxml import etree
@@ -331,6 +332,13 @@ class EutilsClient:
         out.update({k: str(v) for k, v in params.items() if v is not None})
         return out
 
+    def scrub(self, text: str) -> str:
+        """``text`` with this client's email and API key masked (NCBI echoes keys in errors)."""
+        for secret, masked in ((self.api_key, mask_key(self.api_key)), (self.email, mask_email(self.email))):
+            if secret:
+                text = text.replace(secret, masked).replace(quote(secret), masked)
+        return text
+
     def _send(self, endpoint: str, params: Mapping[str, Any], *, post: bool) -> bytes:
         """One HTTP exchange; transient failures become ``_Retryable``."""
         url = f"{self.base_url}{endpoint}.fcgi"
@@ -347,14 +355,15 @@ class EutilsClient:
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
             raise _Retryable(f"{endpoint}: connection failed: {type(e).__name__}") from e
         except requests.RequestException as e:
-            raise SourceError(f"{endpoint}: request failed: {e}") from e
+            raise SourceError(self.scrub(f"{endpoint}: request failed: {e}")) from e
         status = response.status_code
         if status in RETRY_STATUSES:
             wait = _retry_after(response.headers.get("Retry-After"))
             raise _Retryable(f"{endpoint}: HTTP {status}", retry_after=wait)
         if status >= 400:
             _check_errors(body, endpoint)
-            raise SourceError(f"{endpoint}: HTTP {status} from {url}: {body[:200].decode('utf-8', 'replace')}")
+            text = body[:300].decode("utf-8", "replace")
+            raise SourceError(self.scrub(f"{endpoint}: HTTP {status} from {url}: {text}"))
         return body
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -388,7 +397,7 @@ class EutilsClient:
                 partial = getattr(e, "partial", None) or partial
         if partial is not None:
             return partial, self.max_retries + 1
-        raise SourceError(f"{endpoint} failed after {self.max_retries + 1} attempts: {last}") from last
+        raise SourceError(self.scrub(f"{endpoint} failed after {self.max_retries + 1} attempts: {last}")) from last
 
     # -- E-utilities -----------------------------------------------------------
     def esearch(

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import dedupe as dedupe_module
+from ..dedupe import dedupe
 from ..errors import ConfigError, SourceError
 from ..ingest import add_citations, new_source
 from ..schema import Record, RecordSource, Source, SourceBatch, utcnow
@@ -59,7 +59,7 @@ SOURCE_NAME = "PubMed"
 DATETYPES = ("edat", "pdat", "mdat")
 EARLIEST = date(1800, 1, 1)
 FUTURE_YEARS = 2  # publication dates run ahead of today
-MAX_RESEARCHES = 3  # per slice, when the history expires
+MAX_RESEARCHES = 3  # per slice and run, when the history expires
 _DATE = re.compile(r"^(\d{4})(?:[/-](\d{1,2})(?:[/-](\d{1,2}))?)?$")
 
 Progress = Callable[[int, int], None]
@@ -295,6 +295,7 @@ class _Run:
         sl = self.params["slices"][index]
         if not sl.get("webenv"):
             self.research(index)
+        researched = 0
         while sl["next"] < sl["count"]:
             retstart = sl["next"]
             size = min(self.params["batch_size"], sl["count"] - retstart)
@@ -303,7 +304,8 @@ class _Run:
                     sl["webenv"], sl["query_key"], retstart=retstart, retmax=size, expected=size
                 )
             except HistoryExpired:
-                if sl.get("searches", 0) > MAX_RESEARCHES:
+                researched += 1
+                if researched > MAX_RESEARCHES:
                     raise
                 self.research(index)  # the same date range again; positions are kept
                 continue
@@ -384,12 +386,15 @@ def search_pubmed(
     batch_size: int = MAX_BATCH,
     on_progress: Progress | None = None,
     actor: str | None = None,
+    deduplicate: bool = True,
 ) -> SearchOutcome:
     """Run ``query`` on PubMed and store every record it reports; a new search-log entry.
 
     Records whose PMID is already in the project are not added again (a living-review
     update adds only new PMIDs). Refuses to start while the same query has an
-    unfinished search: finish that one with :func:`resume_search`.
+    unfinished search: finish that one with :func:`resume_search`. With ``deduplicate``
+    the project is deduplicated at the end, so ``count_new`` counts only records new
+    after deduplication.
     """
     if not query or not query.strip():
         raise ConfigError("QUERY: give a PubMed query, such as 'psilocybin AND chronic pain'")
@@ -417,7 +422,7 @@ def search_pubmed(
         )
         source_id = source.id
         audit(s, "search_start", {"source_id": source_id, "query": query, "count_reported": total}, actor=actor)
-    return _execute(store, client, source_id, on_progress, actor=actor, resumed=False)
+    return _execute(store, client, source_id, on_progress, actor=actor, resumed=False, deduplicate=deduplicate)
 
 
 def resume_search(
@@ -428,6 +433,7 @@ def resume_search(
     query: str | None = None,
     on_progress: Progress | None = None,
     actor: str | None = None,
+    deduplicate: bool = True,
 ) -> SearchOutcome:
     """Finish an interrupted search (the newest one, or ``source_id``) where it stopped."""
     if source_id is None:
@@ -443,7 +449,7 @@ def resume_search(
             raise ConfigError(f"--resume: search #{source_id} is already complete")
         source.status = "running"
         audit(s, "search_resume", {"source_id": source_id}, actor=actor)
-    return _execute(store, client, source_id, on_progress, actor=actor, resumed=True)
+    return _execute(store, client, source_id, on_progress, actor=actor, resumed=True, deduplicate=deduplicate)
 
 
 def _execute(
@@ -454,6 +460,7 @@ def _execute(
     *,
     actor: str | None,
     resumed: bool,
+    deduplicate: bool,
 ) -> SearchOutcome:
     run = _Run(store, client, source_id, on_progress)
     try:
@@ -464,10 +471,12 @@ def _execute(
             run._update(s, status="failed")
             audit(s, "search_failed", {"source_id": source_id, "error": str(e)}, actor=actor)
         raise
-    return _finish(store, run, missing, actor=actor, resumed=resumed)
+    return _finish(store, run, missing, actor=actor, resumed=resumed, deduplicate=deduplicate)
 
 
-def _finish(store: Store, run: _Run, missing: list[str], *, actor: str | None, resumed: bool) -> SearchOutcome:
+def _finish(
+    store: Store, run: _Run, missing: list[str], *, actor: str | None, resumed: bool, deduplicate: bool
+) -> SearchOutcome:
     """Check the whole search against PubMed's count, close the log entry, deduplicate."""
     with store.read() as s:
         listed = _listed_pmids(s, run.source_id)
@@ -492,9 +501,8 @@ def _finish(store: Store, run: _Run, missing: list[str], *, actor: str | None, r
             },
             actor=actor,
         )
-    dedupe = getattr(dedupe_module, "dedupe", None)
-    if dedupe is not None:
-        dedupe(store)
+    if deduplicate:
+        dedupe(store, actor=actor)  # so count_new means "new after deduplication"
     with store.begin() as s:
         source = s.get(Source, run.source_id)
         source.count_new = len(new_record_ids_in(s, run.source_id))

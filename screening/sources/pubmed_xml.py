@@ -50,12 +50,13 @@ def clean_text(elem: etree._Element | None) -> str:
 
 
 def _children(elem: etree._Element | None) -> dict[str, etree._Element]:
-    """Direct children by tag (the first of each): faster than ElementPath lookups."""
-    kids: dict[str, etree._Element] = {}
-    if elem is not None:
-        for child in elem:
-            kids.setdefault(child.tag, child)
-    return kids
+    """Direct children by tag (the last of each; repeated tags are read with iterchildren).
+
+    Several times faster than ElementPath (``find``), which lxml runs in Python.
+    """
+    if elem is None:
+        return {}
+    return {child.tag: child for child in elem}
 
 
 def _text(elem: etree._Element | None) -> str | None:
@@ -207,7 +208,7 @@ def _article_citation(citation: etree._Element, pubmed_data: etree._Element | No
         mesh_terms=_mesh(kids.get("MeshHeadingList")),
         keywords=_keywords(kids, citation),
         publication_types=types,
-        language=_text(parts.get("Language")),
+        language=_text(next(article.iterchildren("Language"), None)),
         url=url,
         retracted=retracted,
         source_record_id=pmid,
@@ -275,9 +276,8 @@ def _iter_xml(source: IO[bytes], origin: str) -> Iterator[Citation]:
                 continue  # read with its PubmedArticle
             if elem.tag == "ERROR":
                 raise ImportFormatError(origin, f"line {elem.sourceline}", None, f"PubMed error: {clean_text(elem)}")
-            root = elem.getroottree().getroot()
-            if root.tag not in ROOTS:
-                raise ImportFormatError(origin, None, None, f"not PubMed XML: the root element is <{root.tag}>")
+            if number == 0:
+                _check_root(elem.getroottree().getroot(), origin)
             number += 1
             where = f"record {number}, line {elem.sourceline}"
             for citation in _citations(elem):
@@ -290,8 +290,13 @@ def _iter_xml(source: IO[bytes], origin: str) -> Iterator[Citation]:
     except etree.XMLSyntaxError as e:
         line = e.lineno if e.lineno else None
         raise ImportFormatError(origin, f"line {line}" if line else None, None, f"invalid XML: {e.msg}") from e
-    root = context.root
-    if number == 0 and (root is None or root.tag not in ROOTS):
+    if number == 0:
+        _check_root(context.root, origin)
+
+
+def _check_root(root: etree._Element | None, origin: str) -> None:
+    """PubMed XML or nothing: an eInfoResult, an HTML page or an empty document raise."""
+    if root is None or root.tag not in ROOTS:
         found = f"<{root.tag}>" if root is not None else "no XML element"
         raise ImportFormatError(origin, None, None, f"not PubMed XML: the root element is {found}")
 

@@ -27,14 +27,40 @@ _TAG_LINE = re.compile(r"^([A-Z][A-Z0-9])  -(?: |$)")
 _BAD_TAG_LINE = re.compile(r"^[A-Z][A-Z0-9](?: | {3,})-(?: |$)")
 # tags the vendors use beyond rispy's mapping (Ovid CT/M2/U1-U5, EndNote J1/Y3/BT/ED, ...)
 VENDOR_TAGS = frozenset(
-    {"CT", "M2", "U1", "U2", "U3", "U4", "U5", "J1", "Y3", "BT", "ED", "CP", "H1", "H2", "LK", "L3", "RT",
-     "A5", "A6", "PP", "SV", "OL", "AV"}
+    {
+        "CT",
+        "M2",
+        "U1",
+        "U2",
+        "U3",
+        "U4",
+        "U5",
+        "J1",
+        "Y3",
+        "BT",
+        "ED",
+        "CP",
+        "H1",
+        "H2",
+        "LK",
+        "L3",
+        "RT",
+        "A5",
+        "A6",
+        "PP",
+        "SV",
+        "OL",
+        "AV",
+    }
 )
 KNOWN_TAGS = frozenset(rispy.TAG_KEY_MAPPING) | VENDOR_TAGS
+# repeated by Ovid and Embase: "M3  - Journal Article" / "M3  - Review", "DB  - Embase" / "DB  - Medline"
+LIST_TAGS = [*rispy.LIST_TYPE_TAGS, "M3", "DB"]
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 DOI_PATTERN = re.compile(r"\b(10\.\d{4,9}/[^\s;,\"<>]+)", re.IGNORECASE)
 _PMID_NOTE = re.compile(r"^(?:PMID|PubMed ID)\s*:\s*(\d{1,9})\s*$", re.IGNORECASE)
 _PMID = re.compile(r"^\d{1,8}$")
+_OVID_QUALIFIER = re.compile(r"\s*\[[^\]]*\]")
 # notes this package's RIS writer adds, so that its exports re-import whole
 NOTE_MESH = "MeSH: "
 NOTE_TYPE = "Publication type: "
@@ -92,21 +118,24 @@ def _first(ref: dict[str, Any], *keys: str) -> str | None:
 
 
 def _year(ref: dict[str, Any], path: str, where: str) -> int | None:
-    for key, tag in (("year", "PY"), ("publication_year", "Y1"), ("date", "DA")):
+    """PY or Y1 ("2019", "2019//", "2023 Feb"), else a year in DA (WoS writes "DA  - SEP")."""
+    for key, tag in (("year", "PY"), ("publication_year", "Y1")):
         value = _first(ref, key)
         if value:
             match = _YEAR.search(value)
             if match is None:
                 raise ImportFormatError(path, where, tag, f"no year in {value!r}")
             return int(match.group(1))
-    return None
+    match = _YEAR.search(_first(ref, "date") or "")
+    return int(match.group(1)) if match else None
 
 
 def _pages(ref: dict[str, Any]) -> str | None:
+    """SP-EP, else Scopus's article number (C7, "e0180707")."""
     start, end = _first(ref, "start_page"), _first(ref, "end_page")
     if start and end and "-" not in start:
         return f"{start}-{end}"
-    return start or end
+    return start or end or _first(ref, "custom7")
 
 
 def _doi(ref: dict[str, Any]) -> str | None:
@@ -125,10 +154,8 @@ def _pmid(ref: dict[str, Any], notes: list[str]) -> str | None:
             return match.group(1)
     accession = _first(ref, "accession_number")
     database = " ".join(_values(ref, "name_of_database") + _values(ref, "database_provider")).lower()
-    if accession and _PMID.match(accession):
-        if "medline" in database or "pubmed" in database or not database:
-            return accession
-    return None
+    is_medline = "medline" in database or "pubmed" in database or not database
+    return accession if accession and is_medline and _PMID.match(accession) else None
 
 
 def _notes(ref: dict[str, Any], prefix: str) -> list[str]:
@@ -143,14 +170,22 @@ def _publication_types(ref: dict[str, Any]) -> list[str]:
     return [v for v in _values(ref, "type_of_work") if not DOI_PATTERN.search(v)]
 
 
+def _ovid_mesh(keywords: list[str]) -> list[str]:
+    """Ovid MEDLINE's KW are MeSH headings: "*Low Back Pain/di [Diagnosis]" -> "*Low Back Pain"."""
+    return [_OVID_QUALIFIER.sub("", k).split("/", 1)[0].strip() for k in keywords]
+
+
 def citation_from_ris(ref: dict[str, Any], path: str, where: str) -> Citation:
     """One rispy record as a Citation."""
     notes = _values(ref, "notes")
     authors = _values(ref, "authors") + _values(ref, "first_authors") or _values(ref, "secondary_authors")
     extra: dict[str, Any] = {"type_of_reference": _first(ref, "type_of_reference")}
-    database = _first(ref, "name_of_database")
+    database = "; ".join(_values(ref, "name_of_database"))
     if database:
         extra["database"] = database
+    keywords, mesh = _values(ref, "keywords"), _notes(ref, NOTE_MESH)
+    if "ovid" in database.lower() and "medline" in database.lower():
+        keywords, mesh = [], _ovid_mesh(keywords)
     other_notes = [n for n in notes if not n.startswith(NOTE_PREFIXES)]
     if other_notes:
         extra["notes"] = other_notes
@@ -158,16 +193,18 @@ def citation_from_ris(ref: dict[str, Any], path: str, where: str) -> Citation:
         title=_first(ref, "title", "primary_title", "CT", "translated_title") or "",
         abstract=_first(ref, "abstract", "notes_abstract") or "",
         authors=authors,
-        journal=_first(ref, "secondary_title", "alternate_title3", "journal_name", "alternate_title2",
-                       "alternate_title1", "J1") or "",
+        journal=_first(
+            ref, "secondary_title", "alternate_title3", "journal_name", "alternate_title2", "alternate_title1", "J1"
+        )
+        or "",
         year=_year(ref, path, where),
         volume=_first(ref, "volume"),
         issue=_first(ref, "number"),
         pages=_pages(ref),
         pmid=_pmid(ref, notes),
         doi=_doi(ref),
-        mesh_terms=_notes(ref, NOTE_MESH),
-        keywords=_values(ref, "keywords"),
+        mesh_terms=mesh,
+        keywords=keywords,
         publication_types=_publication_types(ref),
         language=_first(ref, "language"),
         url=next((u for u in _values(ref, "urls") if u.startswith("http")), None),
@@ -180,7 +217,7 @@ def citation_from_ris(ref: dict[str, Any], path: str, where: str) -> Citation:
 def read_ris(path: str | os.PathLike[str]) -> Iterator[Citation]:
     """Citations from a RIS file, one record at a time."""
     path = Path(path)
-    parser = rispy.RisParser()
+    parser = rispy.RisParser(list_tags=LIST_TAGS)
     with open_text(path) as handle:
         for number, (start, lines) in enumerate(_records(handle, str(path)), start=1):
             (ref,) = parser.parse_lines(iter(lines))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -51,6 +50,7 @@ _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 _PMID = re.compile(r"^\d{1,8}$")
 _EXCLUSION = re.compile(r"Exclusion reason:\s*(.*?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
 _NORMALISE = re.compile(r"[^a-z0-9]")
+MAX_FIELD = 2**31 - 1  # the csv module's default of 128 KiB is too small for some abstracts
 
 
 def normalise_header(name: str) -> str:
@@ -72,9 +72,7 @@ class Columns:
             if found is not None:
                 self.index[field] = found
         if "title" not in self.index:
-            raise ImportFormatError(
-                path, where, "title", f"no title column in the header {[h for h in header if h]}"
-            )
+            raise ImportFormatError(path, where, "title", f"no title column in the header {[h for h in header if h]}")
 
     def get(self, row: list[str], field: str) -> str:
         index = self.index.get(field)
@@ -150,7 +148,7 @@ def _from_rows(rows: Iterable[tuple[int, list[str]]], path: str, unit: str) -> I
 
 def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """Rows with the physical line each starts on (quoted fields may hold line breaks)."""
-    csv.field_size_limit(sys.maxsize)
+    csv.field_size_limit(MAX_FIELD)
     with open_text(path, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter, strict=True)
         start = 1
