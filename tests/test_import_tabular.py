@@ -152,3 +152,10 @@ def test_header_normalisation() -> None:
     assert normalise_header("Published Year") == normalise_header("published_year") == "publishedyear"
     assert normalise_header("Covidence #") == "covidence"
     assert normalise_header("PubMed ID") == "pubmedid"
+
+
+def test_corrupt_xlsx(fixtures: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "export.xlsx"
+    bad.write_bytes((fixtures / "import/covidence_bom.csv").read_bytes())
+    with pytest.raises(ImportFormatError, match=r"export\.xlsx: not a readable \.xlsx workbook"):
+        list(read_xlsx(bad))

@@ -12,8 +12,8 @@ from rich.console import Console
 from ..errors import ScreeningError
 from ..store import DB_ENV, Store, open_store
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

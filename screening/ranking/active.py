@@ -61,6 +61,8 @@ class ActiveLearner:
     known. Ties are broken by a permutation drawn from ``seed``, never by row order.
     """
 
+    UNLABELED, EXCLUDE, INCLUDE, SEEN = -1, 0, 1, 2
+
     def __init__(
         self,
         matrix: sp.csr_matrix,
@@ -79,7 +81,8 @@ class ActiveLearner:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._tiebreak = self._rng.permutation(n)
-        self.labels = np.full(n, -1, dtype=np.int8)  # -1 unlabeled, 0 exclude, 1 include
+        # -1 unlabeled (in the pool), 0 exclude, 1 include, 2 seen but undecided ('maybe')
+        self.labels = np.full(n, self.UNLABELED, dtype=np.int8)
         self.model_ = clone(self.config.model(seed))
         self.n_fits = 0
         self._labeled_at_fit = -1
@@ -90,15 +93,15 @@ class ActiveLearner:
 
     # -- labels --------------------------------------------------------------
     def set_label(self, index: int, value: int | None) -> None:
-        """Record (or, with None, forget) the label of row ``index``."""
-        new = -1 if value is None else int(value)
-        if new not in (-1, 0, 1):
-            raise ConfigError(f"value: a label is 0, 1 or None, got {value!r}")
+        """Record the label of row ``index``: 1 include, 0 exclude, 2 seen (maybe), -1 or None forget."""
+        new = self.UNLABELED if value is None else int(value)
+        if new not in (self.UNLABELED, self.EXCLUDE, self.INCLUDE, self.SEEN):
+            raise ConfigError(f"value: a label is -1, 0, 1, 2 or None, got {value!r}")
         old = int(self.labels[index])
         if old == new:
             return
         self.labels[index] = new
-        if new == 1 or old == 1 or new == -1 or self._due_for_refit():
+        if self.INCLUDE in (new, old) or self.UNLABELED == new or old == self.EXCLUDE or self._due_for_refit():
             self._stale = True
 
     def set_labels(self, labels: dict[int, int]) -> None:
@@ -106,7 +109,7 @@ class ActiveLearner:
             self.set_label(index, value)
 
     def _due_for_refit(self) -> bool:
-        n_labeled = int((self.labels >= 0).sum())
+        n_labeled = int(((self.labels == self.INCLUDE) | (self.labels == self.EXCLUDE)).sum())
         if self._labeled_at_fit < 0:
             return True
         step = max(1, math.floor(self.config.refit_share * self._labeled_at_fit))
@@ -122,8 +125,8 @@ class ActiveLearner:
         return self._scores
 
     def _compute_scores(self) -> np.ndarray:
-        pos = np.flatnonzero(self.labels == 1)
-        neg = np.flatnonzero(self.labels == 0)
+        pos = np.flatnonzero(self.labels == self.INCLUDE)
+        neg = np.flatnonzero(self.labels == self.EXCLUDE)
         self._labeled_at_fit = int(pos.size + neg.size)
         if pos.size and neg.size:
             y = self.labels[np.concatenate([pos, neg])]
@@ -137,10 +140,38 @@ class ActiveLearner:
             return np.asarray(self.prior_scores, dtype=np.float64)
         raise ConfigError("no include yet and no topic text to rank by: set the project's query, criteria or keywords")
 
-    def ranking(self) -> np.ndarray:
-        """Unlabeled rows, most relevant first (ties in seeded random order)."""
+    def ranked(self, limit: int | None = None) -> np.ndarray:
+        """Unlabeled rows in the order the strategy would offer them (ties in seeded random order).
+
+        For ``mixed``, each position is a random pool record with probability ``random_share``;
+        the draws come from a generator seeded afresh, so the list is the same on every call.
+        """
+        pool_order = self._pool_order()
+        cfg = self.config
+        if cfg.strategy == "mixed" and cfg.random_share > 0 and pool_order.size:
+            rng = np.random.default_rng([self.seed, int((self.labels >= 0).sum())])
+            random_pick = rng.random(pool_order.size) < cfg.random_share
+            shuffled = rng.permutation(pool_order)
+            out, used = [], np.zeros(self.labels.size, dtype=bool)
+            best, rand = iter(pool_order), iter(shuffled)
+            for pick in random_pick:
+                source = rand if pick else best
+                row = next(r for r in source if not used[r])
+                used[row] = True
+                out.append(row)
+            pool_order = np.asarray(out, dtype=np.int64)
+        return pool_order if limit is None else pool_order[:limit]
+
+    def _pool_order(self) -> np.ndarray:
+        scores = self.scores()
+        pool = np.flatnonzero(self.labels == self.UNLABELED)
+        if self.config.strategy == "uncertainty" and self._has_both_classes():
+            return pool[np.lexsort((self._tiebreak[pool], np.abs(scores[pool])))]
         order = self._full_order()
-        return order[self.labels[order] < 0]
+        return order[self.labels[order] == self.UNLABELED]
+
+    def _has_both_classes(self) -> bool:
+        return bool((self.labels == self.INCLUDE).any() and (self.labels == self.EXCLUDE).any())
 
     def _full_order(self) -> np.ndarray:
         scores = self.scores()
@@ -151,16 +182,14 @@ class ActiveLearner:
 
     def next(self) -> int | None:
         """The row to screen next under the configured strategy; None when all are labeled."""
-        if (self.labels >= 0).all():
+        if not (self.labels == self.UNLABELED).any():
             return None
         cfg = self.config
         if cfg.strategy == "mixed" and cfg.random_share > 0 and self._rng.random() < cfg.random_share:
-            return int(self._rng.choice(np.flatnonzero(self.labels < 0)))
-        if cfg.strategy == "uncertainty" and (self.labels == 1).any() and (self.labels == 0).any():
-            pool = np.flatnonzero(self.labels < 0)
-            margin = np.abs(self.scores()[pool])
-            return int(pool[np.lexsort((self._tiebreak[pool], margin))[0]])
+            return int(self._rng.choice(np.flatnonzero(self.labels == self.UNLABELED)))
+        if cfg.strategy == "uncertainty" and self._has_both_classes():
+            return int(self._pool_order()[0])
         order = self._full_order()
-        while self.labels[order[self._cursor]] >= 0:
+        while self.labels[order[self._cursor]] != self.UNLABELED:
             self._cursor += 1
         return int(order[self._cursor])

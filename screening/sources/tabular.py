@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile
 
 from ..errors import ImportFormatError
 from . import Citation
@@ -186,7 +187,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as e:
+    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
         raise ImportFormatError(str(path), None, None, f"not a readable .xlsx workbook: {e}") from e
     try:
         sheet = book.worksheets[0]

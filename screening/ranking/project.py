@@ -1,0 +1,164 @@
+"""Ranking inside a project: features cached in the database, labels from the decisions.
+
+``ProjectRanker`` is what the CLI and the dashboard hold: it loads the TF-IDF matrix of the
+project's canonical records from the ``cache`` table (rebuilding it only when the set of
+records changed), reads the current title/abstract decisions, and keeps the fitted
+learner warm, so that after a decision only the new labels are applied and the model refitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..decisions import current_labels
+from ..schema import CacheEntry, Record
+from ..store import Store
+from .active import ActiveLearner, LearnerConfig, check_strategy
+from .features import FeatureConfig, TextFeatures, build_features, query_similarity
+
+CACHE_KEY = "ranking.features"
+TOPIC_SETTINGS = ("query", "criteria", "keywords")
+LABEL_VALUES = {"include": 1, "exclude": 0}
+
+
+def _live_records():  # noqa: ANN202 (a SQLAlchemy select)
+    return Record.canonical_id.is_(None) & Record.deleted_from_source.is_(False)
+
+
+def _records_signature(session: Session) -> str:
+    """A cheap aggregate that changes whenever records are added, merged or withdrawn."""
+    count, top, total = session.execute(
+        select(func.count(Record.id), func.max(Record.id), func.total(Record.id)).where(_live_records())
+    ).one()
+    return f"{count}:{top}:{int(total)}"
+
+
+def _fingerprint(ids: np.ndarray, config: FeatureConfig) -> str:
+    digest = hashlib.sha256(ids.astype("<i8").tobytes())
+    digest.update(repr(sorted(config.to_dict().items())).encode())
+    return f"{ids.size}:{int(ids.max()) if ids.size else 0}:{digest.hexdigest()[:32]}"
+
+
+def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np.ndarray, TextFeatures]:
+    """Record ids (canonical, not withdrawn, by id) and their TF-IDF matrix, from cache when current."""
+    config = config or FeatureConfig()
+    with store.read() as s:
+        ids = np.fromiter(
+            s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64
+        )
+        fingerprint = _fingerprint(ids, config)
+        entry = s.get(CacheEntry, CACHE_KEY)
+        if entry is not None and entry.fingerprint == fingerprint:
+            return ids, TextFeatures.from_bytes(entry.payload, config)
+        rows = s.execute(
+            select(Record.title, Record.abstract).where(_live_records()).order_by(Record.id)
+        ).all()
+    features = build_features([f"{t or ''} {a or ''}" for t, a in rows], config)
+    payload = features.to_bytes()
+    with store.begin() as s:
+        entry = s.get(CacheEntry, CACHE_KEY)
+        if entry is None:
+            s.add(CacheEntry(key=CACHE_KEY, fingerprint=fingerprint, payload=payload))
+        else:
+            entry.fingerprint, entry.payload = fingerprint, payload
+    return ids, features
+
+
+def topic_text(store: Store) -> list[str]:
+    """The project's query, criteria and keywords settings, as text for cold start."""
+    texts = []
+    for key in TOPIC_SETTINGS:
+        value = store.get_setting(key)
+        if isinstance(value, list | tuple):
+            value = " ".join(str(v) for v in value)
+        if value:
+            texts.append(str(value))
+    return texts
+
+
+@dataclass(frozen=True)
+class RankedRecord:
+    record_id: int
+    score: float
+
+
+class ProjectRanker:
+    """A warm ranker for one project. Call :meth:`refresh` after decisions; it is cheap."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        strategy: str = "relevance",
+        random_share: float = 0.0,
+        seed: int = 0,
+        learner: LearnerConfig | None = None,
+        features: FeatureConfig | None = None,
+    ) -> None:
+        check_strategy(strategy, random_share)
+        self.store = store
+        self.seed = seed
+        base = learner or LearnerConfig()
+        self.config = LearnerConfig(**{**base.to_dict(), "strategy": strategy, "random_share": random_share})
+        self.feature_config = features or FeatureConfig()
+        self._signature = ""
+        self._load()
+
+    def _load(self) -> None:
+        self.ids, self.features = load_features(self.store, self.feature_config)
+        self._row = {int(rid): i for i, rid in enumerate(self.ids)}
+        prior = query_similarity(self.features, topic_text(self.store))
+        self.learner = ActiveLearner(self.features.matrix, config=self.config, prior_scores=prior,
+                                     seed=self.seed)
+        with self.store.read() as s:
+            self._signature = _records_signature(s)
+        self._apply_labels()
+
+    def _apply_labels(self) -> None:
+        with self.store.read() as s:
+            labels = current_labels(s, "title_abstract")
+        wanted = np.full(len(self.ids), ActiveLearner.UNLABELED, dtype=np.int8)
+        for rid, value in labels.items():
+            row = self._row.get(rid)
+            if row is not None:
+                wanted[row] = LABEL_VALUES.get(value, ActiveLearner.SEEN)
+        self.learner.set_labels({int(i): int(wanted[i]) for i in np.flatnonzero(wanted != self.learner.labels)})
+
+    def refresh(self) -> None:
+        """Pick up new decisions (and, if records were added or merged, new features)."""
+        with self.store.read() as s:
+            signature = _records_signature(s)
+        if signature != self._signature:
+            self._load()
+        else:
+            self._apply_labels()
+
+    def ranking(self, limit: int | None = None) -> list[RankedRecord]:
+        """Unscreened records in the order they should be screened, with their scores."""
+        rows = self.learner.ranked(limit)
+        scores = self.learner.scores()
+        return [RankedRecord(int(self.ids[r]), float(scores[r])) for r in rows]
+
+    def next_record(self) -> int | None:
+        row = self.learner.next()
+        return None if row is None else int(self.ids[row])
+
+
+def rank_unscreened(
+    store: Store, *, strategy: str = "relevance", random_share: float = 0.0, seed: int = 0,
+    limit: int | None = None,
+) -> list[tuple[int, float]]:
+    """(record id, score) of every canonical record without a title/abstract decision, best first."""
+    ranker = ProjectRanker(store, strategy=strategy, random_share=random_share, seed=seed)
+    return [(r.record_id, r.score) for r in ranker.ranking(limit)]
+
+
+def next_record(store: Store, *, strategy: str = "relevance", random_share: float = 0.0,
+                seed: int = 0) -> int | None:
+    """The record to screen next, or None when every record has a decision."""
+    return ProjectRanker(store, strategy=strategy, random_share=random_share, seed=seed).next_record()
