@@ -37,8 +37,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 SMALL = 10_000
 PMID_BASE = 50_000_000  # above any real PMID, so replicated records never collide with real ones
 ROW_FIELDS = (
-    "title", "abstract", "authors", "journal", "year", "volume", "issue", "pages", "pmid", "doi",
-    "mesh_terms", "keywords", "publication_types", "language", "url",
+    "title",
+    "abstract",
+    "authors",
+    "journal",
+    "year",
+    "volume",
+    "issue",
+    "pages",
+    "pmid",
+    "doi",
+    "mesh_terms",
+    "keywords",
+    "publication_types",
+    "language",
+    "url",
 )
 
 
@@ -103,10 +116,15 @@ def measure(kind: str, path: Path, profile: Path | None) -> dict:
             profiler.disable()
             profiler.dump_stats(profile)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"records": count, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-            "records_per_s": round(count / wall), "records_per_cpu_s": round(count / cpu),
-            "peak_rss_mb": round(peak / 2**20, 1),
-            "peak_growth_mb": round((peak - base_rss) / 2**20, 1)}
+    return {
+        "records": count,
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "records_per_s": round(count / wall),
+        "records_per_cpu_s": round(count / cpu),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "peak_growth_mb": round((peak - base_rss) / 2**20, 1),
+    }
 
 
 def run_child(kind: str, path: Path, profile: Path | None = None) -> dict:
@@ -137,8 +155,11 @@ def breakdown(profile: Path) -> list[dict]:
     stats = pstats.Stats(str(profile)).stats
     rows = []
     for label, file_name, function in STAGES:
-        cum = sum(ct for (f, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.items()
-                  if name == function and Path(f).name == file_name)
+        cum = sum(
+            ct
+            for (f, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.items()
+            if name == function and Path(f).name == file_name
+        )
         if cum:
             rows.append({"stage": label, "cum_s": round(cum, 2)})
     return rows
@@ -147,31 +168,47 @@ def breakdown(profile: Path) -> list[dict]:
 def top_functions(profile: Path, n: int = 15) -> list[dict]:
     stats = pstats.Stats(str(profile))
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:n]  # by own time
-    return [{"function": f"{Path(f).name}:{line}({name})", "calls": nc, "own_s": round(tt, 2), "cum_s": round(ct, 2)}
-            for (f, line, name), (_cc, nc, tt, ct, _callers) in rows]
+    return [
+        {"function": f"{Path(f).name}:{line}({name})", "calls": nc, "own_s": round(tt, 2), "cum_s": round(ct, 2)}
+        for (f, line, name), (_cc, nc, tt, ct, _callers) in rows
+    ]
 
 
 def markdown(results: list[dict], meta: dict, stages: list[dict], profile: list[dict]) -> str:
     lines = [
-        "# Import speed", "",
+        "# Import speed",
+        "",
         f"`{meta['command']}` on {meta['machine']} ({meta['date']}, load average {meta['load']}). Records: the",
         "real 604-record MEDLINE baseline sample, replicated with unique PMIDs (about 6.4 KB of XML each);",
         "the RIS file holds the same records, written by `screening.export.write_ris`. Each row ran in a fresh",
         "process; records/CPU-s divides by the process's CPU time, which other work on the machine does not inflate.",
-        "", "| format | records | phase | seconds | records/s | records/CPU-s | peak RSS MB | growth MB |",
+        "",
+        "| format | records | phase | seconds | records/s | records/CPU-s | peak RSS MB | growth MB |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(f"| {r['format']} | {r['records']:,} | {r['phase']} | {r['seconds']} | "
-                     f"{r['records_per_s']:,} | {r['records_per_cpu_s']:,} | {r['peak_rss_mb']} | "
-                     f"{r['peak_growth_mb']} |")
+        lines.append(
+            f"| {r['format']} | {r['records']:,} | {r['phase']} | {r['seconds']} | "
+            f"{r['records_per_s']:,} | {r['records_per_cpu_s']:,} | {r['peak_rss_mb']} | "
+            f"{r['peak_growth_mb']} |"
+        )
     if stages:
-        lines += ["", "Where the time goes in the largest PubMed import (cProfile, cumulative seconds):", "",
-                  "| stage | seconds |", "|---|---:|"]
+        lines += [
+            "",
+            "Where the time goes in the largest PubMed import (cProfile, cumulative seconds):",
+            "",
+            "| stage | seconds |",
+            "|---|---:|",
+        ]
         lines += [f"| {s['stage']} | {s['cum_s']} |" for s in stages]
     if profile:
-        lines += ["", f"Top {len(profile)} functions by own time:", "",
-                  "| function | calls | own s | cumulative s |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Top {len(profile)} functions by own time:",
+            "",
+            "| function | calls | own s | cumulative s |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| `{p['function']}` | {p['calls']:,} | {p['own_s']} | {p['cum_s']} |" for p in profile]
     return "\n".join(lines) + "\n"
 
@@ -202,14 +239,20 @@ def main() -> None:
                 for phase in ("parse", "import"):
                     r = {"format": fmt, "phase": phase, **run_child(phase, path)}
                     results.append(r)
-                    print(f"{fmt:10} {n:>8,} {phase:6} {r['seconds']:>7}s {r['records_per_s']:>8,}/s "
-                          f"peak {r['peak_rss_mb']:>7} MB (+{r['peak_growth_mb']} MB)", flush=True)
+                    print(
+                        f"{fmt:10} {n:>8,} {phase:6} {r['seconds']:>7}s {r['records_per_s']:>8,}/s "
+                        f"peak {r['peak_rss_mb']:>7} MB (+{r['peak_growth_mb']} MB)",
+                        flush=True,
+                    )
         prof = tmp_path / "import.prof"
         run_child("import", tmp_path / f"pubmed_{args.records}.xml.gz", prof)
         stages, profile = breakdown(prof), top_functions(prof)
-    meta = {"command": f"python benchmarks/import_speed.py --records {args.records}",
-            "machine": f"{platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}",
-            "date": time.strftime("%Y-%m-%d"), "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    meta = {
+        "command": f"python benchmarks/import_speed.py --records {args.records}",
+        "machine": f"{platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     report = {**meta, "results": results, "stages": stages, "profile": profile}
     (args.out / "import_speed.json").write_text(json.dumps(report, indent=2) + "\n")

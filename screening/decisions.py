@@ -121,7 +121,7 @@ class StageData:
         return self.votes.keys() | self.resolution.keys() | self.fallback.keys() | self.retrieval.keys()
 
     def state(self, group: int) -> StageState | None:
-        if group not in self.groups():
+        if not any(group in d for d in (self.votes, self.resolution, self.fallback, self.retrieval)):
             return None
         return StageState(
             votes=self.votes.get(group, {}),

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from rapidfuzz.fuzz import ratio
+from rapidfuzz.process import cpdist
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -50,6 +51,9 @@ def normalize_doi(doi: str | None) -> str | None:
 
 
 def _fold(text: str) -> str:
+    """Strip accents ("Ménière" -> "Meniere"); ASCII text, the common case, passes untouched."""
+    if text.isascii():
+        return text
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
@@ -68,7 +72,8 @@ def title_key(title: str | None) -> str:
 
 def abstract_key(abstract: str | None) -> str:
     """The first words of an abstract, normalised like titles; empty when too short to be evidence."""
-    words = title_key(abstract).split()
+    # ~12 characters a word is plenty to find the first ABSTRACT_WORDS words
+    words = title_key((abstract or "")[: ABSTRACT_WORDS * 12]).split()
     return " ".join(words[:ABSTRACT_WORDS]) if len(words) >= ABSTRACT_MIN_WORDS else ""
 
 
@@ -210,9 +215,15 @@ def judge_pair_fields(a: MatchCandidate, b: MatchCandidate) -> tuple[float, bool
     if not a.title_key or not b.title_key:
         return None
     title = ratio(a.title_key, b.title_key) / 100.0
-    prefix = _word_prefix(a.title_key, b.title_key)
     abstract = ratio(a.abstract_key, b.abstract_key) / 100.0 if a.abstract_key and b.abstract_key else None
-    if (title < TITLE_FLOOR and not prefix) or (title < TITLE_UNCERTAIN and (abstract or 0.0) < ABSTRACT_UNCERTAIN):
+    return _verdict(a, b, title, abstract)
+
+
+def _verdict(a: MatchCandidate, b: MatchCandidate, title: float, abstract: float | None) -> tuple[float, bool] | None:
+    prefix = title < TITLE_MERGE and _word_prefix(a.title_key, b.title_key)
+    if title < TITLE_FLOOR and not prefix:
+        return None
+    if title < TITLE_UNCERTAIN and (abstract or 0.0) < ABSTRACT_UNCERTAIN:
         return None
     years_ok = _years_compatible(a.year, b.year)
     authors_ok = not a.author_key or not b.author_key or a.author_key == b.author_key
@@ -228,6 +239,24 @@ def judge_pair_fields(a: MatchCandidate, b: MatchCandidate) -> tuple[float, bool
     else:
         merge = title >= TITLE_MERGE and years_ok and authors_ok and not abstracts_differ
     return max(title, abstract or 0.0), merge
+
+
+def _pair_scores(pairs: list[tuple[MatchCandidate, MatchCandidate]]) -> list[tuple[float, float | None]]:
+    """Title and abstract similarity of many pairs at once, in RapidFuzz's threads."""
+    if not pairs:
+        return []
+    titles = cpdist([a.title_key for a, _ in pairs], [b.title_key for _, b in pairs], scorer=ratio, workers=-1)
+    both = [i for i, (a, b) in enumerate(pairs) if a.abstract_key and b.abstract_key]
+    abstracts: dict[int, float] = {}
+    if both:
+        scores = cpdist(
+            [pairs[i][0].abstract_key for i in both],
+            [pairs[i][1].abstract_key for i in both],
+            scorer=ratio,
+            workers=-1,
+        )
+        abstracts = dict(zip(both, (float(x) / 100.0 for x in scores), strict=True))
+    return [(float(t) / 100.0, abstracts.get(i)) for i, t in enumerate(titles)]
 
 
 def _neighbour_pairs(candidates: list[MatchCandidate]) -> set[tuple[int, int]]:
@@ -261,13 +290,12 @@ def find_duplicates(
     findings = _exact_pass(groups, candidates, "pmid") + _exact_pass(groups, candidates, "doi")
     pairs = sorted(_neighbour_pairs(candidates))
     # merge the surest pairs first, so a weaker pair cannot block a stronger one
+    todo = [(by_id[a], by_id[b]) for a, b in pairs if (a, b) not in blocked and not groups.same(a, b)]
     judged = []
-    for a, b in pairs:
-        if (a, b) in blocked or groups.same(a, b):
-            continue
-        verdict = judge_pair_fields(by_id[a], by_id[b])
+    for (a, b), (title, abstract) in zip(todo, _pair_scores(todo), strict=True):
+        verdict = _verdict(a, b, title, abstract)
         if verdict is not None:
-            judged.append((verdict[0], a, b, verdict[1]))
+            judged.append((verdict[0], a.id, b.id, verdict[1]))
     judged.sort(key=lambda t: (-t[0], t[1], t[2]))
     for score, a, b, merge in judged:
         if groups.same(a, b):
@@ -324,10 +352,15 @@ def _fill_canonical(session: Session, canonical_ids: set[int], mapping: dict[int
     for rid, root in mapping.items():
         if root in canonical_ids:
             members[root].append(rid)
+    wanted = sorted(set(members) | {rid for ids in members.values() for rid in ids})
+    records: dict[int, Record] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        records.update((r.id, r) for r in session.scalars(select(Record).where(Record.id.in_(chunk))))
     for root, ids in members.items():
-        canonical = session.get(Record, root)
+        canonical = records[root]
         filled = []
-        for twin in session.scalars(select(Record).where(Record.id.in_(ids)).order_by(Record.id)):
+        for twin in (records[rid] for rid in sorted(ids)):
             for name in FILLABLE + FILLABLE_LISTS:
                 if not getattr(canonical, name) and getattr(twin, name):
                     setattr(canonical, name, getattr(twin, name))
@@ -346,8 +379,8 @@ def dedupe(store: Store, *, actor: str | None = None) -> DedupeResult:
         mapping, findings = find_duplicates(candidates, existing=existing, rejected=rejected)
         before = dict(existing)
         changed = {rid: root for rid, root in mapping.items() if before.get(rid) != root}
-        for root, rids in _by_root(changed).items():
-            session.execute(update(Record).where(Record.id.in_(rids)).values(canonical_id=root))
+        if changed:
+            session.execute(update(Record), [{"id": rid, "canonical_id": root} for rid, root in changed.items()])
         known = {
             (a, b): pid
             for pid, a, b in session.execute(select(DuplicatePair.id, DuplicatePair.record_id, DuplicatePair.other_id))
@@ -369,13 +402,6 @@ def dedupe(store: Store, *, actor: str | None = None) -> DedupeResult:
         )
         audit(session, "dedupe", asdict(result), actor=actor)
     return result
-
-
-def _by_root(mapping: dict[int, int]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = defaultdict(list)
-    for rid, root in mapping.items():
-        out[root].append(rid)
-    return out
 
 
 @dataclass(frozen=True)

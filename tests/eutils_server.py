@@ -55,7 +55,7 @@ class Article:
 
 @dataclass
 class Fault:
-    """One injected failure. kind: status, reset, slow, truncate, error, expire, short."""
+    """One injected failure. kind: status, reset, slow, truncate, html, error, expire, short."""
 
     kind: str
     status: int = 503
@@ -330,6 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "slow":
             time.sleep(fault.delay)
             return False
+        if fault.kind == "html":  # a real NCBI HTML page where XML was expected
+            self._send(200, (FIXTURES / "pubmed3.html").read_bytes(), "text/html")
+            return True
         if fault.kind == "error":
             self._send(200, error_body("eFetchResult", fault.message))
             return True

@@ -11,13 +11,34 @@ from screening.sources import Citation
 from screening.sources.files import read_file
 from screening.sources.pubmed_xml import read_pubmed_xml
 
-FIELDS = ("title", "abstract", "authors", "journal", "year", "volume", "issue", "pages", "pmid", "doi",
-          "mesh_terms", "keywords", "publication_types", "language", "url")
+FIELDS = (
+    "title",
+    "abstract",
+    "authors",
+    "journal",
+    "year",
+    "volume",
+    "issue",
+    "pages",
+    "pmid",
+    "doi",
+    "mesh_terms",
+    "keywords",
+    "publication_types",
+    "language",
+    "url",
+)
 
 
 def row(record_id: int, c: Citation, **more: object) -> dict:
-    return {"id": record_id, **{f: getattr(c, f) for f in FIELDS}, "sources": ["PubMed"], "decision": None,
-            "reason": None, **more}
+    return {
+        "id": record_id,
+        **{f: getattr(c, f) for f in FIELDS},
+        "sources": ["PubMed"],
+        "decision": None,
+        "reason": None,
+        **more,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +92,12 @@ def test_ris_layout(rows: list[dict], tmp_path: Path) -> None:
 
 
 def test_bibtex_escapes_and_keys(rows: list[dict], tmp_path: Path) -> None:
-    special = {**rows[0], "id": 7, "title": "Cost {in} $ & 50% of #1_a~b^c \\ d",
-               "authors": ["Casbon JA", "Movement Disorder Group", "de Hoon, M J L"]}
+    special = {
+        **rows[0],
+        "id": 7,
+        "title": "Cost {in} $ & 50% of #1_a~b^c \\ d",
+        "authors": ["Casbon JA", "Movement Disorder Group", "de Hoon, M J L"],
+    }
     entry = bibtex_entry(special)
     assert entry.startswith("@article{rec7,\n")
     escaped = r"Cost \{in\} \$ \& 50\% of \#1\_a\textasciitilde{}b\textasciicircum{}c \textbackslash{} d"

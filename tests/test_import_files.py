@@ -95,8 +95,9 @@ def test_import_604_baseline_records(store: Store, shared: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["truncated_xml", "broken_ris"])
-def test_bad_file_leaves_project_unchanged(store: Store, shared: Path, fixtures: Path, tmp_path: Path,
-                                           kind: str) -> None:
+def test_bad_file_leaves_project_unchanged(
+    store: Store, shared: Path, fixtures: Path, tmp_path: Path, kind: str
+) -> None:
     if kind == "truncated_xml":
         # 4 x 604 records, cut near the end: the error comes after ingest has inserted a first chunk
         data = gzip.decompress((shared / BASELINE_2016).read_bytes())

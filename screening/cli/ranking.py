@@ -1,9 +1,82 @@
-"""CLI commands (placeholder until this group is written)."""
+"""Ranking commands: ``rank`` (what to screen next in a project) and ``simulate`` (benchmark runs)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from ..errors import ConfigError
+from ..ranking.active import STRATEGIES
+from ..ranking.datasets import read_dataset
+from ..ranking.project import ProjectRanker
+from ..ranking.simulate import plot_recall, simulate_files
+from .common import DbOption, console, handle_errors, open_project
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as e:
+        raise ConfigError(f"--seeds: expected integers separated by commas, got {text!r}") from e
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed, e.g. 0,1,2")
+    return seeds
+
+
+@handle_errors
+def rank_command(
+    db: DbOption,
+    n: Annotated[int, typer.Option("-n", "--top", min=1, help="How many records to show.")] = 10,
+    strategy: Annotated[str, typer.Option(help=f"One of {', '.join(STRATEGIES)}.")] = "relevance",
+    random_share: Annotated[
+        float, typer.Option(help="With --strategy mixed: share of picks made at random.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed for tie-breaking and random picks.")] = 0,
+) -> None:
+    """Show the next records to screen, most relevant first, with their scores."""
+    with open_project(db) as store:
+        ranker = ProjectRanker(store, strategy=strategy, random_share=random_share, seed=seed)
+        ranked = ranker.ranking(n)
+        table = Table("rank", "record", "score", "title")
+        for i, item in enumerate(ranked, start=1):
+            title = store.get_record(item.record_id).title
+            table.add_row(str(i), str(item.record_id), f"{item.score:.3f}", title[:90])
+        console.print(table)
+        if not ranked:
+            console.print("Every record has a title/abstract decision.")
+
+
+@handle_errors
+def simulate_command(
+    datasets: Annotated[
+        list[Path], typer.Argument(help="Labeled CSV files (record_id,title,abstract,label_included,...).")
+    ],
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each picks the priors.")] = "0,1,2",
+    out: Annotated[Path | None, typer.Option(help="Write one row per (dataset, seed) to this CSV.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the recall curves to this PNG.")] = None,
+) -> None:
+    """Simulate screening each dataset with the default ranker (protocol of BENCHMARK.md)."""
+    for path in datasets:
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file")
+    table, runs = simulate_files(datasets, _parse_seeds(seeds))
+    if out is not None:
+        table.to_csv(out, index=False)
+    if plot is not None:
+        sizes = {}
+        for path in datasets:
+            data = read_dataset(path)
+            sizes[data.name] = (data.n_records, data.n_included)
+        plot_recall(runs, sizes, plot)
+    console.print(table.round(3).to_string(index=False))
+    means = table.groupby("dataset")[["wss95", "wss100", "recall10", "seconds"]].mean().mean()
+    console.print("mean over datasets: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
+    """Add the ranking commands."""
+    app.command("rank")(rank_command)
+    app.command("simulate")(simulate_command)

@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..errors import ConfigError
 from ..sources.pubmed import (
     API_KEY_ENV,
     DEFAULT_MAX_RETRIES,
@@ -33,6 +34,7 @@ from ..sources.pubmed_search import (
     resume_search,
     search_log,
     search_pubmed,
+    unfinished_search,
 )
 from .common import DbOption, console, err_console, fail, handle_errors, open_project
 
@@ -100,6 +102,9 @@ def search(
     store = open_project(db)
     try:
         config = resolve_config(store, email=email, api_key=api_key, eutils_url=eutils_url)
+        if resume and unfinished_search(store, query) is None:
+            what = f"of {query!r} " if query else ""
+            raise ConfigError(f"--resume: no unfinished PubMed search {what}in this project")
         with (
             EutilsClient.from_config(config, timeout=timeout, max_retries=max_retries) as client,
             progress_bar("PubMed") as bar,

@@ -64,18 +64,20 @@ class TextFeatures:
 
     def to_bytes(self) -> bytes:
         """Serialise without pickle: arrays in one ``.npz``."""
-        terms = np.empty(len(self.vocabulary), dtype=object)
+        terms = [""] * len(self.vocabulary)
         for term, col in self.vocabulary.items():
             terms[col] = term
+        # one newline-joined UTF-8 blob: tokens never hold a newline, and it stays compact
+        blob = np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez_compressed(
+        np.savez(
             buf,
             data=self.matrix.data,
             indices=self.matrix.indices,
             indptr=self.matrix.indptr,
             shape=np.array(self.matrix.shape),
             idf=self.idf,
-            terms=terms.astype(str),
+            terms=blob,
             config=np.array([repr(sorted(self.config.to_dict().items()))]),
         )
         return buf.getvalue()
@@ -86,7 +88,8 @@ class TextFeatures:
             if str(z["config"][0]) != repr(sorted(config.to_dict().items())):
                 raise ConfigError("cached features were built with other settings")
             matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-            vocabulary = {str(t): i for i, t in enumerate(z["terms"])}
+            terms = z["terms"].tobytes().decode("utf-8").split("\n") if z["terms"].size else []
+            vocabulary = {t: i for i, t in enumerate(terms)}
             return cls(matrix, vocabulary, z["idf"], config)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
@@ -94,8 +95,13 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 random_state=self.random_state,
             )
-        model.fit(X, y_enc)
-        self.coef_ = model.coef_.ravel().astype(X.dtype)
+        # Columns that are zero in every training row get zero weight anyway; leaving them
+        # out gives the same model, much faster (liblinear's cost grows with the column count).
+        X = sp.csr_matrix(X)
+        used = np.unique(X.indices)
+        model.fit(X[:, used], y_enc)
+        self.coef_ = np.zeros(X.shape[1], dtype=X.dtype)
+        self.coef_[used] = model.coef_.ravel()
         self.intercept_ = float(model.intercept_[0])
         return self
 

@@ -53,10 +53,14 @@ def simulate_dataset(
     seed: int,
     learner: LearnerConfig | None = None,
     features: FeatureConfig | None = None,
+    prior_records: tuple[int, int] | None = None,
 ) -> SimulationResult:
-    """One simulated run; ``seconds`` covers feature extraction and every fit."""
+    """One simulated run; ``seconds`` covers feature extraction and every fit.
+
+    ``prior_records`` (an included and an excluded row) replaces BENCHMARK.md's seeded priors.
+    """
     start = time.perf_counter()
-    prior_inc, prior_exc = priors(data.labels, seed)
+    prior_inc, prior_exc = prior_records or priors(data.labels, seed)
     matrix = build_features(data.texts, features).matrix
     model = ActiveLearner(matrix, config=learner, seed=seed)
     model.set_label(prior_inc, 1)

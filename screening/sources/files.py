@@ -37,13 +37,14 @@ _EXTENSIONS = {
 }
 
 
-def _raw(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it ends in ``.gz``."""
     return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
 
 
 def _head(path: Path) -> bytes:
     try:
-        with _raw(path) as f:
+        with open_binary(path) as f:
             return f.read(SNIFF_BYTES)
     except (OSError, EOFError) as e:
         raise ImportFormatError(str(path), None, None, f"cannot read: {e}") from e
@@ -93,7 +94,7 @@ def _encoding(path: Path) -> str:
     for encoding in ENCODINGS:
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            with _raw(path) as f:
+            with open_binary(path) as f:
                 while chunk := f.read(_CHUNK):
                     decoder.decode(chunk)
                 decoder.decode(b"", final=True)
@@ -109,7 +110,7 @@ def open_text(path: str | os.PathLike[str], *, newline: str | None = None) -> IO
     """A text handle on a (possibly gzipped) file, in UTF-8 if it is, else cp1252 or Latin-1."""
     path = Path(path)
     encoding = _encoding(path)
-    return io.TextIOWrapper(_raw(path), encoding=encoding, newline=newline)
+    return io.TextIOWrapper(open_binary(path), encoding=encoding, newline=newline)
 
 
 def _readers() -> dict[str, Callable[[Path], Iterator[Citation]]]:

@@ -9,7 +9,6 @@ per PMID in a ``DeleteCitation`` block.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import re
@@ -21,6 +20,7 @@ from lxml import etree
 
 from ..errors import ImportFormatError
 from . import Citation
+from .files import open_binary
 
 # the roots PubMed and the MEDLINE baseline use; anything else (eInfoResult, html, ...) is not PubMed XML
 ROOTS = frozenset({"PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet"})
@@ -301,12 +301,6 @@ def _check_root(root: etree._Element | None, origin: str) -> None:
         raise ImportFormatError(origin, None, None, f"not PubMed XML: the root element is {found}")
 
 
-def _open(path: Path) -> IO[bytes]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return path.open("rb")
-
-
 def read_pubmed_xml(path_or_file: str | os.PathLike[str] | IO[bytes]) -> Iterator[Citation]:
     """Citations from a PubMed XML file (``.xml`` or ``.xml.gz``) or an open binary file."""
     if hasattr(path_or_file, "read"):
@@ -314,7 +308,7 @@ def read_pubmed_xml(path_or_file: str | os.PathLike[str] | IO[bytes]) -> Iterato
         return
     path = Path(path_or_file)
     try:
-        source = _open(path)
+        source = open_binary(path)
     except OSError as e:
         raise ImportFormatError(str(path), None, None, f"cannot open: {e.strerror or e}") from e
     with source:

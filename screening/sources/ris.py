@@ -26,33 +26,11 @@ _TAG_LINE = re.compile(r"^([A-Z][A-Z0-9])  -(?: |$)")
 # looks like a tag line but is spaced wrongly ("TI - x", "AU   - x"): a broken file, not text
 _BAD_TAG_LINE = re.compile(r"^[A-Z][A-Z0-9](?: | {3,})-(?: |$)")
 # tags the vendors use beyond rispy's mapping (Ovid CT/M2/U1-U5, EndNote J1/Y3/BT/ED, ...)
-VENDOR_TAGS = frozenset(
-    {
-        "CT",
-        "M2",
-        "U1",
-        "U2",
-        "U3",
-        "U4",
-        "U5",
-        "J1",
-        "Y3",
-        "BT",
-        "ED",
-        "CP",
-        "H1",
-        "H2",
-        "LK",
-        "L3",
-        "RT",
-        "A5",
-        "A6",
-        "PP",
-        "SV",
-        "OL",
-        "AV",
-    }
+OVID_TAGS = frozenset({"CT", "M2", "U1", "U2", "U3", "U4", "U5"})
+ENDNOTE_TAGS = frozenset(
+    {"J1", "Y3", "BT", "ED", "CP", "H1", "H2", "LK", "L3", "RT", "A5", "A6", "PP", "SV", "OL", "AV"}
 )
+VENDOR_TAGS = OVID_TAGS | ENDNOTE_TAGS
 KNOWN_TAGS = frozenset(rispy.TAG_KEY_MAPPING) | VENDOR_TAGS
 # repeated by Ovid and Embase: "M3  - Journal Article" / "M3  - Review", "DB  - Embase" / "DB  - Medline"
 LIST_TAGS = [*rispy.LIST_TYPE_TAGS, "M3", "DB"]

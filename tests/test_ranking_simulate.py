@@ -1,0 +1,92 @@
+"""Simulation on real datasets (copied small into tests/fixtures/ranking)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from screening.cli import app
+from screening.ranking.active import ActiveLearner
+from screening.ranking.datasets import priors, read_dataset
+from screening.ranking.features import build_features
+from screening.ranking.simulate import RESULT_COLUMNS, simulate_dataset
+
+
+@pytest.fixture
+def donners(fixtures: Path):
+    return read_dataset(fixtures / "ranking" / "synergy_Donners_2021.csv.gz")
+
+
+def test_same_seed_same_order(donners) -> None:
+    a = simulate_dataset(donners, seed=1)
+    b = simulate_dataset(donners, seed=1)
+    assert np.array_equal(a.order, b.order)
+    assert a.labels_in_order.sum() == donners.n_included
+    assert len(set(a.order.tolist())) == len(a.order)  # no record screened twice
+
+
+def test_priors_come_first(donners) -> None:
+    run = simulate_dataset(donners, seed=2)
+    assert tuple(run.order[:2].tolist()) == priors(donners.labels, 2)
+
+
+def test_first_choice_ignores_hidden_labels(donners) -> None:
+    """Permuting the labels of every record but the priors leaves the first choice unchanged."""
+    first = simulate_dataset(donners, seed=0).order[2]
+    inc, exc = priors(donners.labels, 0)
+    hidden = np.setdiff1d(np.arange(donners.n_records), [inc, exc])
+    rng = np.random.default_rng(123)
+    for _ in range(3):
+        labels = donners.labels.copy()
+        labels[hidden] = rng.permutation(labels[hidden])
+        shuffled = replace(donners, labels=labels)
+        assert labels[inc] == 1 and labels[exc] == 0
+        assert simulate_dataset(shuffled, seed=0, prior_records=(inc, exc)).order[2] == first
+
+
+def test_learner_ranks_by_its_own_scores(donners) -> None:
+    """The learner sees only the labels it is given: its ranking is a function of those."""
+    matrix = build_features(donners.texts).matrix
+    inc, exc = priors(donners.labels, 0)
+    learner = ActiveLearner(matrix, seed=0)
+    learner.set_label(inc, 1)
+    learner.set_label(exc, 0)
+    ranked = learner.ranked()
+    scores = learner.scores()
+    assert set(ranked.tolist()) == set(range(donners.n_records)) - {inc, exc}
+    assert np.all(np.diff(scores[ranked]) <= 0)
+    assert learner.next() == ranked[0]
+
+
+def test_simulate_command_writes_rows_and_plot(fixtures: Path, tmp_path: Path) -> None:
+    data = fixtures / "ranking" / "synergy_Donners_2021.csv.gz"
+    out, plot = tmp_path / "results.csv", tmp_path / "recall.png"
+    result = CliRunner().invoke(app, ["simulate", str(data), "--seeds", "0,1", "--out", str(out),
+                                      "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == RESULT_COLUMNS
+    assert table["seed"].tolist() == [0, 1]
+    assert (table["N"] == 258).all() and (table["R"] == 15).all()
+    assert (table["wss95"] <= table["wss95_opt"] + 1e-12).all()
+    assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulate_command_rejects_bad_seeds(fixtures: Path) -> None:
+    data = fixtures / "ranking" / "synergy_Donners_2021.csv.gz"
+    result = CliRunner().invoke(app, ["simulate", str(data), "--seeds", "0,x"])
+    assert result.exit_code == 1
+    assert "--seeds" in result.output
+
+
+def test_simulate_command_names_a_bad_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("record_id,title,abstract,label_included\n1,a,b,yes\n")
+    result = CliRunner().invoke(app, ["simulate", str(bad)])
+    assert result.exit_code == 1
+    assert "label_included" in result.output and "row 2" in result.output
