@@ -196,33 +196,24 @@ def collect_stage(session: Session, stage: str, record_ids: Iterable[int] | None
     Rows are read in id order, so later rows replace earlier ones: each reviewer's
     vote is their latest decision that no undo row points at.
     """
+    undone = select(Decision.undoes_id).where(Decision.undoes_id.is_not(None)).scalar_subquery()
     query = (
-        select(
-            Decision.record_id,
-            Decision.id,
-            Decision.reviewer_id,
-            Decision.value,
-            Decision.kind,
-            Decision.reason,
-            Decision.undoes_id,
-        )
-        .where(Decision.stage == stage)
+        select(Decision.record_id, Decision.id, Decision.reviewer_id, Decision.value, Decision.kind, Decision.reason)
+        .where(Decision.stage == stage, Decision.undoes_id.is_(None), Decision.id.not_in(undone))
         .order_by(Decision.id)
     )
     if record_ids is not None:
         query = query.where(Decision.record_id.in_(list(record_ids)))
     rows = _fetch_plain(session, query)
     canonical = _canonical_map(session)
-    undone = {row[6] for row in rows if row[6] is not None}
     data = StageData(stage)
     votes, resolution, fallback, retrieval = data.votes, data.resolution, data.fallback, data.retrieval
-    for record_id, did, reviewer, value, kind, reason, undoes in rows:
-        if undoes is not None or did in undone:
-            continue
+    for record_id, did, reviewer, value, kind, reason in rows:
         group = canonical.get(record_id, record_id)
-        if value in RETRIEVAL_VALUES:
-            retrieval[group] = value
-        elif kind == "screen":
+        if kind == "screen":
+            if value in RETRIEVAL_VALUES:
+                retrieval[group] = value
+                continue
             by_reviewer = votes.get(group)
             if by_reviewer is None:
                 votes[group] = {reviewer: (did, value, reason)}
@@ -651,9 +642,8 @@ def conflicts(store: Store, stage: str = "title_abstract") -> list[ConflictInfo]
     """Records where dual-screening reviewers disagree and no resolution exists yet."""
     check_stage(stage)
     with store.read() as s:
-        mode = get_mode(s, stage)
         data = collect_stage(s, stage)
-        ids = [gid for gid in data.votes if outcome(data.state(gid), mode).status == CONFLICT]
+        ids = [gid for gid, judged in _judged(s, stage, data) if judged[0] == CONFLICT]
         if not ids:
             return []
         names = reviewer_names(s)

@@ -51,6 +51,10 @@ class ImportFormatError(ScreeningError, ValueError):
             parts.append(f"field {field!r}")
         super().__init__(f"{': '.join(parts)}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its four parts when it crosses a process boundary (parallel import)
+        return (type(self), (self.path, self.where, self.field, self.problem))
+
 
 class SourceError(ScreeningError):
     """A remote source such as PubMed failed after every retry."""

@@ -336,8 +336,10 @@ def read_template(path: str | Path | None = None) -> list[list[str]]:
 def to_template_csv(counts: PrismaCounts, template_path: str | Path | None = None) -> str:
     """The template with its ``n`` column filled in: same rows, columns, order and quoting.
 
-    Rows that hold no count (the title boxes) keep the template's value.
+    Rows that hold no count (the title boxes) keep the template's value. The app
+    draws from this file, so counts that do not add up raise PrismaIdentityError.
     """
+    check_identities(counts)
     rows = read_template(template_path)
     values = template_values(counts)
     n_col = TEMPLATE_COLUMNS.index("n")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from screening.errors import ImportFormatError
+from screening.sources.files import detect_format
 from screening.sources.medline import read_medline
 from screening.sources.pubmed_xml import read_pubmed_xml
 from screening.sources.ris import read_ris
@@ -167,3 +168,15 @@ def test_ris_continuation_lines_and_headers(tmp_path: Path, shared: Path) -> Non
     (back,) = read_ris(path)
     assert back.title == c.title and back.year == c.year
     assert back.abstract.replace(" ", "") == c.abstract.replace(" ", "")
+
+
+def test_utf16_ris_and_a_file_with_no_records(fixtures: Path, tmp_path: Path) -> None:
+    """EndNote on Windows writes UTF-16 with a BOM; a file with no TY line is not silently empty."""
+    utf16 = tmp_path / "endnote.ris"
+    utf16.write_bytes((fixtures / "import/wos.ris").read_text(encoding="utf-8").encode("utf-16"))
+    assert list(read_ris(utf16)) == list(read_ris(fixtures / "import/wos.ris"))
+    assert detect_format(utf16.rename(tmp_path / "endnote.txt")) == "ris"
+    notes = tmp_path / "notes.ris"
+    notes.write_text("Search run 2026-08-27\nEmbase, 1,234 hits\n")
+    with pytest.raises(ImportFormatError, match=r"notes\.ris: field 'TY': no RIS record in 2 lines"):
+        list(read_ris(notes))

@@ -15,6 +15,8 @@ import csv
 import gzip
 import io
 import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,6 +326,32 @@ def test_the_csv_is_the_template_with_n_filled_in(review: Review) -> None:
     assert _pairs(n["dbr_excluded"]) == exp["dbr_excluded"]
     assert n["new_reports"] == n["total_studies"] == n["total_reports"] == str(exp["new_studies"])
     assert n["register_results"] == "0" and n["previous_studies"] == "0"
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed (apt-get install r-base-core)")
+def test_the_csv_loads_in_r_like_the_template(review: Review, tmp_path: Path) -> None:
+    """R's read.csv, as the PRISMA2020 app uses it, sees the template's rows and text, and our numbers."""
+    filled = tmp_path / "prisma.csv"
+    filled.write_text(to_template_csv(prisma_counts(review.store)), encoding="utf-8")
+    script = FIXTURES / "read_template.R"
+    result = subprocess.run(
+        ["Rscript", str(script), str(default_template()), str(filled)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    n = {key: value for kind, key, value in (x for x in lines if x[0] == "n")}
+    pairs: dict[str, dict[str, int]] = {}
+    for _, key, name, number in (x for x in lines if x[0] == "pair"):
+        pairs.setdefault(key, {})[name] = int(float(number))
+    exp = _expected(review)
+    assert int(n["records_screened"]) == exp["records_screened"]
+    assert int(n["dbr_assessed"]) == exp["dbr_assessed"]
+    assert pairs["database_specific_results"] == exp["database_specific_results"]
+    assert pairs["dbr_excluded"] == exp["dbr_excluded"]
 
 
 def test_the_png_diagram_is_written(review: Review, tmp_path: Path) -> None:

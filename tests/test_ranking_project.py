@@ -49,7 +49,8 @@ def test_cold_start_puts_a_query_match_first(db_path: Path, unlabeled_csv: Path)
 
 
 def test_cold_start_uses_criteria_and_keywords(db_path: Path, unlabeled_csv: Path) -> None:
-    store = _project(db_path, unlabeled_csv, criteria="Trials of fexofenadine or loratadine in seasonal allergic rhinitis")
+    criteria = "Trials of fexofenadine or loratadine in seasonal allergic rhinitis"
+    store = _project(db_path, unlabeled_csv, criteria=criteria)
     top = [_title_of(store, rid).lower() for rid, _ in rank_unscreened(store, limit=3)]
     assert any("rhinitis" in t for t in top)
     store.set_setting("criteria", "")

@@ -33,6 +33,7 @@ ExportFormat = Annotated[str, typer.Option("--format", help="table, csv or json.
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of the screen.")]
 
 PRISMA_FORMATS = ("csv", "json", "svg", "png")
+_STAGE_SHORT = {"title_abstract": "TiAb", "full_text": "full text"}
 EXPORT_FORMATS = ("table", "csv", "json")
 
 
@@ -159,12 +160,26 @@ def conflicts_command(db: DbOption, stage: StageOption = "title_abstract", fmt: 
 
 
 @handle_errors
-def history_command(record: RecordArg, db: DbOption, fmt: ExportFormat = "table", out: OutOption = None) -> None:
+def history_command(
+    record: RecordArg,
+    db: DbOption,
+    fmt: ExportFormat = "table",
+    out: OutOption = None,
+    viewer: Annotated[
+        str | None, typer.Option("--as", help="Show only what this reviewer may see (blind mode hides the others).")
+    ] = None,
+) -> None:
     """Show or export every decision on a record and its duplicates, oldest first."""
     _check_format(fmt, EXPORT_FORMATS)
     with open_project(db) as store:
         status = lib.record_status(store, record)
-        entries = lib.history(store, record)
+        if viewer is None:
+            entries = lib.history(store, record)
+        else:
+            entries = sorted(
+                (e for stage in STAGES for e in lib.visible_decisions(store, record, viewer=viewer, stage=stage)),
+                key=lambda e: e.id,
+            )
     rows = [e.as_dict() for e in entries]
     if fmt == "json":
         _emit(
@@ -185,20 +200,23 @@ def history_command(record: RecordArg, db: DbOption, fmt: ExportFormat = "table"
         f"{status.full_text.value or ''}",
         highlight=False,
     )
-    table = Table("#", "when", "record", "stage", "reviewer", "kind", "value", "reason", "note", "undone by")
+    group = bool(status.duplicate_ids)  # show which record of the group each row was made on
+    table = Table(
+        "#", "when", *(["record"] if group else []), "stage", "reviewer", "kind", "value", "reason", "note", "undone by"
+    )
     for e in entries:
-        table.add_row(
-            str(e.id),
-            e.created_at.strftime("%Y-%m-%d %H:%M"),
-            str(e.record_id),
-            e.stage,
+        cells = [str(e.id), e.created_at.strftime("%Y-%m-%d %H:%M")]
+        cells += [str(e.record_id)] if group else []
+        cells += [
+            _STAGE_SHORT[e.stage],
             e.reviewer,
             e.kind,
             e.value,
             e.reason or "",
             e.note or "",
             str(e.undone_by or ""),
-        )
+        ]
+        table.add_row(*cells)
     console.print(table)
 
 

@@ -35,13 +35,18 @@ class LearnerConfig:
     loss: str = "squared_hinge"
     C: float = 0.1
     pos_weight: str | float = "balanced"
+    balance_ratio: float = 1.0
     strategy: str = "relevance"
     random_share: float = 0.0
     refit_share: float = 0.0
+    # Weight of "most similar known include" (max cosine) beside the classifier, both as
+    # z-scores: finds the neighbours of an unusual include that the linear model averages away.
+    neighbour_weight: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
 
     def model(self, seed: int) -> RelevanceClassifier:
-        return RelevanceClassifier(loss=self.loss, C=self.C, pos_weight=self.pos_weight, random_state=seed)
+        return RelevanceClassifier(loss=self.loss, C=self.C, pos_weight=self.pos_weight,
+                                   balance_ratio=self.balance_ratio, random_state=seed)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -52,6 +57,11 @@ def check_strategy(strategy: str, random_share: float) -> None:
         raise ConfigError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if not 0.0 <= random_share <= 1.0:
         raise ConfigError(f"random_share: must be between 0 and 1, got {random_share!r}")
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    spread = values.std()
+    return (values - values.mean()) / (spread if spread > 0 else 1.0)
 
 
 class ActiveLearner:
@@ -101,7 +111,7 @@ class ActiveLearner:
         if old == new:
             return
         self.labels[index] = new
-        if self.INCLUDE in (new, old) or self.UNLABELED == new or old == self.EXCLUDE or self._due_for_refit():
+        if self.INCLUDE in (new, old) or new == self.UNLABELED or old == self.EXCLUDE or self._due_for_refit():
             self._stale = True
 
     def set_labels(self, labels: dict[int, int]) -> None:
@@ -132,13 +142,20 @@ class ActiveLearner:
             y = self.labels[np.concatenate([pos, neg])]
             self.model_.fit(self.matrix[np.concatenate([pos, neg])], y)
             self.n_fits += 1
-            return self.model_.decision_function(self.matrix)
+            scores = self.model_.decision_function(self.matrix)
+            if self.config.neighbour_weight > 0:
+                scores = _zscore(scores) + self.config.neighbour_weight * _zscore(self._nearest_include(pos))
+            return scores
         if pos.size:
             centroid = np.asarray(self.matrix[pos].mean(axis=0)).ravel()
             return np.asarray(self.matrix @ centroid).ravel()
         if self.prior_scores is not None:
             return np.asarray(self.prior_scores, dtype=np.float64)
         raise ConfigError("no include yet and no topic text to rank by: set the project's query, criteria or keywords")
+
+    def _nearest_include(self, pos: np.ndarray) -> np.ndarray:
+        sims = self.matrix @ self.matrix[pos].T
+        return np.asarray(sims.max(axis=1).todense()).ravel()
 
     def ranked(self, limit: int | None = None) -> np.ndarray:
         """Unlabeled rows in the order the strategy would offer them (ties in seeded random order).

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from ..errors import ConfigError
 
@@ -31,6 +33,10 @@ class FeatureConfig:
     sublinear_tf: bool = True
     stop_words: bool = False
     dtype: str = "float32"
+    # Latent semantic columns (truncated SVD of the TF-IDF matrix) appended to the words, so
+    # that records about the same thing in other words score alike; 0 turns them off.
+    lsa_components: int = 0
+    lsa_weight: float = 1.0
 
     def vectorizer(self) -> TfidfVectorizer:
         return TfidfVectorizer(
@@ -54,6 +60,11 @@ class TextFeatures:
     vocabulary: dict[str, int]
     idf: np.ndarray
     config: FeatureConfig
+
+    @property
+    def words(self) -> sp.csr_matrix:
+        """The TF-IDF columns only (without any latent columns)."""
+        return self.matrix[:, : len(self.vocabulary)] if self.matrix.shape[1] > len(self.vocabulary) else self.matrix
 
     def embed(self, text: str) -> sp.csr_matrix:
         """A 1-row L2-normalised vector for free text (a query or criteria) in this space."""
@@ -107,7 +118,19 @@ def build_features(texts: Sequence[str], config: FeatureConfig | None = None) ->
             matrix = vec.fit_transform(texts)
         except ValueError:
             raise ConfigError(f"texts: no words to build features from ({e})") from e
-    return TextFeatures(sp.csr_matrix(matrix), dict(vec.vocabulary_), vec.idf_, config)
+    matrix = sp.csr_matrix(matrix)
+    if config.lsa_components > 0:
+        matrix = _with_latent_columns(matrix, config)
+    return TextFeatures(matrix, dict(vec.vocabulary_), vec.idf_, config)
+
+
+def _with_latent_columns(words: sp.csr_matrix, config: FeatureConfig) -> sp.csr_matrix:
+    k = min(config.lsa_components, min(words.shape) - 1)
+    if k < 1:
+        return words
+    latent = TruncatedSVD(n_components=k, random_state=0).fit_transform(words)
+    latent = normalize(latent) * config.lsa_weight
+    return sp.hstack([words, sp.csr_matrix(latent.astype(words.dtype))], format="csr")
 
 
 def clean_query(text: str) -> str:
@@ -124,4 +147,4 @@ def query_similarity(features: TextFeatures, texts: Sequence[str]) -> np.ndarray
     q = features.embed(joined)
     if q.nnz == 0:
         return None
-    return np.asarray((features.matrix @ q.T).todense()).ravel()
+    return np.asarray((features.words @ q.T).todense()).ravel()

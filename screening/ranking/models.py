@@ -28,10 +28,13 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         Linear SVM (liblinear) or logistic regression.
     C : float
         Inverse regularisation strength.
-    pos_weight : "balanced" or float
-        Weight of an included record relative to an excluded one. "balanced" gives both
-        classes the same total weight; a number >1 up-weights includes by that factor of
-        the balanced weight's square root (a milder boost when includes are very rare).
+    pos_weight : "balanced", "sqrt" or float
+        Weight of an included record relative to an excluded one: "balanced" is
+        n_exclude / n_include (both classes weigh the same in total), "sqrt" its square
+        root, a number a fixed weight. It is then multiplied by ``balance_ratio``.
+    balance_ratio : float
+        Extra factor on the include weight (ASReview's elas_u4 uses 9.8 on "balanced").
+        Weights are rescaled to sum to the number of records, so ``C`` keeps its meaning.
     random_state : int, RandomState or None
         Passed to the solver.
     """
@@ -40,6 +43,7 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         "loss": [StrOptions({"squared_hinge", "logistic"})],
         "C": [Interval(Real, 0, None, closed="neither")],
         "pos_weight": [StrOptions({"balanced", "sqrt"}), Interval(Real, 0, None, closed="neither")],
+        "balance_ratio": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -50,40 +54,50 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         loss: str = "squared_hinge",
         C: float = 0.1,
         pos_weight: str | float = "balanced",
+        balance_ratio: float = 1.0,
         max_iter: int = 1000,
         random_state: int | None = 0,
     ) -> None:
         self.loss = loss
         self.C = C
         self.pos_weight = pos_weight
+        self.balance_ratio = balance_ratio
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def _class_weight(self, y: np.ndarray) -> dict[int, float]:
-        n_pos = max(int((y == self.classes_[1]).sum()), 1)
-        n_neg = max(int((y == self.classes_[0]).sum()), 1)
-        ratio = n_neg / n_pos
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # include / exclude only
+        tags.input_tags.sparse = True
+        return tags
+
+    def _sample_weight(self, y_enc: np.ndarray) -> np.ndarray:
+        n_pos = int(y_enc.sum())
+        ratio = (y_enc.size - n_pos) / n_pos
         if self.pos_weight == "balanced":
             w = ratio
         elif self.pos_weight == "sqrt":
             w = np.sqrt(ratio)
         else:
             w = float(self.pos_weight)
-        return {0: 1.0, 1: w}
+        weights = np.where(y_enc == 1, w * self.balance_ratio, 1.0)
+        return weights * (y_enc.size / weights.sum())
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):  # noqa: ANN001 (scikit-learn signature)
+    def fit(self, X, y):
         """Fit on the labeled records; ``y`` must hold exactly two classes."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if self.classes_.size != 2:
-            raise ValueError(f"y: RelevanceClassifier needs two classes, got {self.classes_.tolist()}")
-        weights = self._class_weight(np.where(y_enc == 1, self.classes_[1], self.classes_[0]))
+            raise ValueError(
+                f"y: RelevanceClassifier needs two classes, got {self.classes_.size} class "
+                f"{self.classes_.tolist()}. Only binary classification is supported."
+            )
+        weights = self._sample_weight(y_enc)
         if self.loss == "logistic":
             model = LogisticRegression(
                 C=self.C,
-                class_weight=weights,
                 solver="liblinear",
                 max_iter=self.max_iter,
                 random_state=self.random_state,
@@ -91,7 +105,6 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         else:
             model = LinearSVC(
                 C=self.C,
-                class_weight=weights,
                 max_iter=self.max_iter,
                 random_state=self.random_state,
             )
@@ -99,21 +112,23 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         # out gives the same model, much faster (liblinear's cost grows with the column count).
         X = sp.csr_matrix(X)
         used = np.unique(X.indices)
-        model.fit(X[:, used], y_enc)
+        model.fit(X[:, used], y_enc, sample_weight=weights)
         self.coef_ = np.zeros(X.shape[1], dtype=X.dtype)
         self.coef_[used] = model.coef_.ravel()
         self.intercept_ = float(model.intercept_[0])
+        self.n_iter_ = int(np.max(model.n_iter_))
         return self
 
-    def decision_function(self, X) -> np.ndarray:  # noqa: ANN001
+    def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=[np.float64, np.float32])
         return np.asarray(X @ self.coef_).ravel() + self.intercept_
 
-    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001
+    def predict_proba(self, X) -> np.ndarray:
         """Scores squashed through a logistic; a ranking aid, not a calibrated probability."""
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.column_stack([1 - p, p])
 
-    def predict(self, X) -> np.ndarray:  # noqa: ANN001
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
         return self.classes_[(self.decision_function(X) > 0).astype(int)]

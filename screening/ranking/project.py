@@ -26,7 +26,7 @@ TOPIC_SETTINGS = ("query", "criteria", "keywords")
 LABEL_VALUES = {"include": 1, "exclude": 0}
 
 
-def _live_records():  # noqa: ANN202 (a SQLAlchemy select)
+def _live_records():
     return Record.canonical_id.is_(None) & Record.deleted_from_source.is_(False)
 
 

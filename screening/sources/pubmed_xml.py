@@ -26,6 +26,18 @@ from .files import open_binary
 ROOTS = frozenset({"PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet"})
 RECORD_TAGS = ("PubmedArticle", "MedlineCitation", "PubmedBookArticle", "DeleteCitation", "ERROR")
 MATHML = "{http://www.w3.org/1998/Math/MathML}"
+_AUTHOR_PARTS = ("Author", "LastName", "ForeName", "Initials", "CollectiveName")
+_CITATION_PARTS = ("PMID", "Article", "MeshHeadingList", "KeywordList", "CommentsCorrectionsList")
+_ARTICLE_PARTS = (
+    "Journal",
+    "ArticleTitle",
+    "VernacularTitle",
+    "Pagination",
+    "Abstract",
+    "AuthorList",
+    "PublicationTypeList",
+    "ArticleDate",
+)
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{}/"
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 
@@ -49,14 +61,15 @@ def clean_text(elem: etree._Element | None) -> str:
     return " ".join("".join(elem.itertext()).split())
 
 
-def _children(elem: etree._Element | None) -> dict[str, etree._Element]:
+def _children(elem: etree._Element | None, tags: tuple[str, ...] | None = None) -> dict[str, etree._Element]:
     """Direct children by tag (the last of each; repeated tags are read with iterchildren).
 
-    Several times faster than ElementPath (``find``), which lxml runs in Python.
+    Several times faster than ElementPath (``find``), which lxml runs in Python;
+    with ``tags``, children not asked for are skipped in C.
     """
     if elem is None:
         return {}
-    return {child.tag: child for child in elem}
+    return {child.tag: child for child in elem.iterchildren(tags)} if tags else {c.tag: c for c in elem}
 
 
 def _text(elem: etree._Element | None) -> str | None:
@@ -87,21 +100,39 @@ def _abstract(abstract: etree._Element | None) -> str:
     return " ".join(parts)
 
 
+def _add_name(names: list[str], last: str | None, first: str | None, collective: etree._Element | None) -> None:
+    if last:
+        names.append(f"{last}, {first}" if first else last)
+    elif collective is not None and (name := clean_text(collective)):
+        names.append(name)
+
+
 def _authors(author_list: etree._Element | None) -> list[str]:
-    """'Last, First' (or 'Last, Initials'), and collective names as they are."""
+    """'Last, First' (or 'Last, Initials'), and collective names as they are.
+
+    Walks only the name elements, filtered in C, so affiliations and identifiers
+    (most of an author list) never become Python objects: twice as fast as
+    looking at each author's children.
+    """
     if author_list is None:
         return []
-    names = []
-    for author in author_list.iterchildren("Author"):
-        parts = _children(author)
-        last = _text(parts.get("LastName"))
-        if last:
-            first = _text(parts.get("ForeName")) or _text(parts.get("Initials"))
-            names.append(f"{last}, {first}" if first else last)
+    names: list[str] = []
+    last = first = initials = None
+    collective = None
+    for elem in author_list.iter(_AUTHOR_PARTS):
+        tag = elem.tag
+        if tag == "Author":  # a new author: the previous one is complete
+            _add_name(names, last, first or initials, collective)
+            last = first = initials = collective = None
+        elif tag == "LastName":
+            last = _text(elem)
+        elif tag == "ForeName":
+            first = _text(elem)
+        elif tag == "Initials":
+            initials = _text(elem)
         else:
-            collective = clean_text(parts.get("CollectiveName"))
-            if collective:
-                names.append(collective)
+            collective = elem
+    _add_name(names, last, first or initials, collective)
     return names
 
 
@@ -179,14 +210,14 @@ def _pub_year(issue: dict[str, etree._Element], article: dict[str, etree._Elemen
 
 def _article_citation(citation: etree._Element, pubmed_data: etree._Element | None) -> Citation:
     """A journal article from its MedlineCitation (and PubmedData, when the file has it)."""
-    kids = _children(citation)
+    kids = _children(citation, _CITATION_PARTS)
     pmid = _text(kids.get("PMID"))
     url = PUBMED_URL.format(pmid) if pmid else None
     if "Article" not in kids:
         return Citation(pmid=pmid, url=url, source_record_id=pmid)
     article = kids["Article"]
-    parts = _children(article)
-    journal = _children(parts.get("Journal"))
+    parts = _children(article, _ARTICLE_PARTS)
+    journal = _children(parts.get("Journal"), ("Title", "JournalIssue"))
     issue = _children(journal.get("JournalIssue"))
     ids = _ids(_children(pubmed_data).get("ArticleIdList")) if pubmed_data is not None else {}
     types = _texts(parts.get("PublicationTypeList"), "PublicationType")

@@ -50,7 +50,7 @@ def _records(lines: Iterator[str], path: str) -> Iterator[tuple[int, list[str]]]
     """(line number where TY is, the record's lines through ER), checking structure."""
     start: int | None = None
     record: list[str] = []
-    number = 0
+    number = records = 0
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n").lstrip("\ufeff")
         match = _TAG_LINE.match(line)
@@ -69,12 +69,15 @@ def _records(lines: Iterator[str], path: str) -> Iterator[tuple[int, list[str]]]
             raise ImportFormatError(path, f"line {number}", tag, "unknown RIS tag")
         record.append(line)
         if tag == "ER":
+            records += 1
             yield start, record
             start, record = None, []
     if start is not None:
         raise ImportFormatError(
             path, f"line {number}", "ER", f"file ends inside the record starting at line {start} (no ER)"
         )
+    if records == 0 and number > 0:
+        raise ImportFormatError(path, None, "TY", f"no RIS record in {number} lines (no line starts 'TY  - ')")
 
 
 def _values(ref: dict[str, Any], key: str) -> list[str]:
