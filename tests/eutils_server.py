@@ -359,35 +359,8 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
 
 
-def measure(copies: int = 17, rate: float = 10.0) -> None:
-    """Time a whole search of a >9,999-record corpus, clean and with faults; print a Markdown table."""
-    import tempfile
-
-    from screening.sources.pubmed import EutilsClient
-    from screening.sources.pubmed_search import search_pubmed
-    from screening.store import init_project
-
-    big = synthetic_corpus(load_corpus(), copies=copies)
-    kinds = [Fault("status", status=503), Fault("truncate"), Fault("reset"), Fault("error"), Fault("short")]
-    print("| run | records | slices | requests | retries | seconds |\n|---|---|---|---|---|---|")
-    for label, faulty in (("no faults", False), ("a fault every 5th efetch", True)):
-        with tempfile.TemporaryDirectory() as tmp, EutilsServer(big) as server:
-            store = init_project(Path(tmp) / "bench.db", name="bench")
-            for i, n in enumerate(range(5, 40, 5) if faulty else ()):
-                server.plan("efetch", n, kinds[i % len(kinds)])
-            with EutilsClient(base_url=server.url, email="bench@example.org", rate=rate, backoff=0.2) as client:
-                start = time.perf_counter()
-                out = search_pubmed(store, client, "psilocybin", deduplicate=False)
-                seconds = time.perf_counter() - start
-            store.close()
-        row = [label, out.count_retrieved, out.slices, client.requests_sent, client.retries, f"{seconds:.1f}"]
-        print("| " + " | ".join(map(str, row)) + " |")
-
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["build"]:
         print(build_corpus_fixture(), "articles written to", CORPUS_FILE)
-    elif sys.argv[1:] == ["measure"]:
-        measure()
     else:
-        sys.exit("usage: python tests/eutils_server.py build|measure")
+        sys.exit("usage: python tests/eutils_server.py build   (timing: benchmarks/pubmed_fetch.py)")

@@ -43,14 +43,17 @@ def test_quick_start_is_two_make_targets_and_ci_runs_the_test_one() -> None:
 
 
 def test_readme_examples_use_real_options() -> None:
-    """Each `screening CMD --opt` in the README names an option that CMD has."""
-    group = typer.main.get_command(app)
+    """Each `screening CMD [SUB] --opt` in the README names a command, and an option it has."""
+    root = typer.main.get_command(app)
     for line in re.findall(r"^screening [^\n|]+", README, re.MULTILINE) + re.findall(r"`screening [^`]+`", README):
         words = line.strip("`").split()
-        name = words[1]
-        assert name in group.commands, f"README uses unknown command {name!r}: {line}"  # type: ignore[attr-defined]
-        opts = {o for p in group.commands[name].params for o in getattr(p, "opts", [])}  # type: ignore[attr-defined]
-        for word in words[2:]:
+        command, rest = root, words[1:]
+        while rest and hasattr(command, "commands") and rest[0] in command.commands:
+            command, rest = command.commands[rest[0]], rest[1:]
+        assert command is not root, f"README uses an unknown command: {line}"
+        assert not hasattr(command, "commands"), f"README names a group without a sub-command: {line}"
+        opts = {o for p in command.params for o in getattr(p, "opts", [])}
+        for word in rest:
             flag = word.split("=")[0].strip("[]")
             if flag.startswith("--"):
-                assert flag in opts, f"README: 'screening {name}' has no option {flag}"
+                assert flag in opts, f"README: '{line}' uses an option that does not exist: {flag}"
