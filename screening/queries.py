@@ -17,26 +17,11 @@ from sqlalchemy.orm import Session
 from .decisions import MAYBE, retrievals, stage_outcomes
 from .errors import ConfigError
 from .schema import Record, RecordSource, Source
+from .sources import BIBLIOGRAPHIC_FIELDS
 from .store import Store
 
 EXPORT_SELECTIONS = ("all", "included", "excluded", "undecided")
-RECORD_FIELDS = (
-    "title",
-    "abstract",
-    "authors",
-    "journal",
-    "year",
-    "volume",
-    "issue",
-    "pages",
-    "pmid",
-    "doi",
-    "mesh_terms",
-    "keywords",
-    "publication_types",
-    "language",
-    "url",
-)
+RECORD_FIELDS = BIBLIOGRAPHIC_FIELDS
 
 
 def _group_sources(session: Session) -> dict[int, list[str]]:

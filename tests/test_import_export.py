@@ -7,27 +7,11 @@ from pathlib import Path
 import pytest
 
 from screening.export import EXPORT_FORMATS, bibtex_entry, write_bibtex, write_csv, write_ris
-from screening.sources import Citation
+from screening.sources import BIBLIOGRAPHIC_FIELDS, Citation
 from screening.sources.files import read_file
 from screening.sources.pubmed_xml import read_pubmed_xml
 
-FIELDS = (
-    "title",
-    "abstract",
-    "authors",
-    "journal",
-    "year",
-    "volume",
-    "issue",
-    "pages",
-    "pmid",
-    "doi",
-    "mesh_terms",
-    "keywords",
-    "publication_types",
-    "language",
-    "url",
-)
+FIELDS = BIBLIOGRAPHIC_FIELDS
 
 
 def row(record_id: int, c: Citation, **more: object) -> dict:

@@ -39,6 +39,7 @@ class LearnerConfig:
     strategy: str = "relevance"
     random_share: float = 0.0
     refit_share: float = 0.0
+    refit_on_include: bool = True
     # Weight of "most similar known include" (max cosine) beside the classifier, both as
     # z-scores: finds the neighbours of an unusual include that the linear model averages away.
     neighbour_weight: float = 0.0
@@ -111,8 +112,16 @@ class ActiveLearner:
         if old == new:
             return
         self.labels[index] = new
-        if self.INCLUDE in (new, old) or new == self.UNLABELED or old == self.EXCLUDE or self._due_for_refit():
+        if self._changes_model(new, old) or self._due_for_refit():
             self._stale = True
+
+    def _changes_model(self, new: int, old: int) -> bool:
+        """Labels that must refit at once: a removed label, and an include (or only the first)."""
+        if new == self.UNLABELED or old in (self.INCLUDE, self.EXCLUDE):
+            return True
+        if new == self.INCLUDE:
+            return self.config.refit_on_include or int((self.labels == self.INCLUDE).sum()) == 1
+        return False
 
     def set_labels(self, labels: dict[int, int]) -> None:
         for index, value in labels.items():

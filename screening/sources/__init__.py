@@ -11,6 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# the bibliographic fields a citation and a project record share, in export order
+BIBLIOGRAPHIC_FIELDS = (
+    "title",
+    "abstract",
+    "authors",
+    "journal",
+    "year",
+    "volume",
+    "issue",
+    "pages",
+    "pmid",
+    "doi",
+    "mesh_terms",
+    "keywords",
+    "publication_types",
+    "language",
+    "url",
+)
+
 
 @dataclass
 class Citation:

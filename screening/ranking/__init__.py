@@ -1,0 +1,35 @@
+"""Relevance ranking with active learning.
+
+    features.py   TF-IDF matrix of a project's records, query similarity for cold start
+    models.py     RelevanceClassifier (scikit-learn estimator)
+    active.py     ActiveLearner: learns each label, picks the next record (relevance,
+                  uncertainty or mixed with a random share)
+    project.py    ProjectRanker / rank_unscreened / next_record: the above on a project,
+                  with features cached in the database
+    simulate.py   simulated screening of labeled datasets (../shared/BENCHMARK.md)
+    metrics.py    WSS@95, WSS@100, recall@10% ...
+    datasets.py   reading labeled datasets, the default suite and its halves, priors
+"""
+
+from __future__ import annotations
+
+from .active import STRATEGIES, ActiveLearner, LearnerConfig
+from .features import FeatureConfig, build_features, query_similarity
+from .metrics import RunMetrics, run_metrics
+from .models import RelevanceClassifier
+from .project import ProjectRanker, next_record, rank_unscreened
+
+__all__ = [
+    "STRATEGIES",
+    "ActiveLearner",
+    "FeatureConfig",
+    "LearnerConfig",
+    "ProjectRanker",
+    "RelevanceClassifier",
+    "RunMetrics",
+    "build_features",
+    "next_record",
+    "query_similarity",
+    "rank_unscreened",
+    "run_metrics",
+]
