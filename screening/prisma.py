@@ -281,16 +281,11 @@ def _pairs(items: list[tuple[str, int]]) -> str:
     return "; ".join(f"{_name(name)}, {n}" for name, n in items) if items else "0"
 
 
-def template_values(counts: PrismaCounts) -> dict[str, str]:
-    """The ``n`` column, keyed by the template's ``data`` column."""
-    c = counts
-    values: dict[str, Any] = {
-        "previous_studies": 0,
-        "previous_reports": 0,
+def _identification(c: PrismaCounts) -> dict[str, Any]:
+    """The identification and screening counts both outputs share, by the template's names."""
+    return {
         "database_results": c.database_results,
-        "database_specific_results": _pairs(c.databases),
         "register_results": c.register_results,
-        "register_specific_results": _pairs(c.registers),
         "website_results": c.websites,
         "organisation_results": c.organisations,
         "citations_results": c.citations,
@@ -299,6 +294,22 @@ def template_values(counts: PrismaCounts) -> dict[str, str]:
         "excluded_other": c.excluded_other,
         "records_screened": c.records_screened,
         "records_excluded": c.records_excluded,
+        "new_studies": c.new_studies,
+        "new_reports": c.new_reports,
+        "total_studies": c.new_studies,
+        "total_reports": c.new_reports,
+    }
+
+
+def template_values(counts: PrismaCounts) -> dict[str, str]:
+    """The ``n`` column, keyed by the template's ``data`` column."""
+    c = counts
+    values: dict[str, Any] = {
+        **_identification(c),
+        "previous_studies": 0,
+        "previous_reports": 0,
+        "database_specific_results": _pairs(c.databases),
+        "register_specific_results": _pairs(c.registers),
         "dbr_sought_reports": c.dbr.sought,
         "dbr_notretrieved_reports": c.dbr.not_retrieved,
         "other_sought_reports": c.other.sought,
@@ -307,10 +318,6 @@ def template_values(counts: PrismaCounts) -> dict[str, str]:
         "dbr_excluded": _pairs(c.dbr.excluded),
         "other_assessed": c.other.assessed,
         "other_excluded": _pairs(c.other.excluded),
-        "new_studies": c.new_studies,
-        "new_reports": c.new_reports,
-        "total_studies": c.new_studies,
-        "total_reports": c.new_reports,
     }
     return {k: str(v) for k, v in values.items()}
 
@@ -370,25 +377,12 @@ def to_json(counts: PrismaCounts) -> dict[str, Any]:
     """Every count, with the template's names where the template has one."""
     c = counts
     return {
-        "database_results": c.database_results,
+        **_identification(c),
         "database_specific_results": [{"name": n, "n": k} for n, k in c.databases],
-        "register_results": c.register_results,
         "register_specific_results": [{"name": n, "n": k} for n, k in c.registers],
-        "website_results": c.websites,
-        "organisation_results": c.organisations,
-        "citations_results": c.citations,
-        "duplicates": c.duplicates,
-        "excluded_automatic": c.excluded_automatic,
-        "excluded_other": c.excluded_other,
-        "records_screened": c.records_screened,
-        "records_excluded": c.records_excluded,
         "screening_pending": c.screening_pending,
         "dbr": _flow_json(c.dbr),
         "other": _flow_json(c.other),
-        "new_studies": c.new_studies,
-        "new_reports": c.new_reports,
-        "total_studies": c.new_studies,
-        "total_reports": c.new_reports,
     }
 
 
