@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DB ?= data/demo.db
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ $(DEMO_DB): | $(STAMP)
 demo: $(STAMP) $(DEMO_DB)
 	$(BIN)/streamlit run app.py -- --db $(DEMO_DB)
 
-test: $(STAMP)
+# The end-to-end dashboard test drives Debian's Chromium through Playwright's own driver
+# (no browser download): install it when missing, as root or through sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

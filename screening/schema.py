@@ -86,7 +86,7 @@ class Record(Base):
     language: Mapped[str | None] = mapped_column(String(50))
     url: Mapped[str | None] = mapped_column(Text)
     retracted: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_from_source: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_from_source: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # deduplication: NULL for a record that stands for its group
     canonical_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="RESTRICT"), index=True)

@@ -149,3 +149,14 @@ def test_init_on_an_existing_project_keeps_its_records(db_path: Path) -> None:
     with init_project(db_path, name="Renamed") as s2:
         assert s2.counts().records == 1
         assert s2.get_setting("name") == "Renamed"
+
+
+def test_the_migrations_build_exactly_the_schema_of_the_models(store: Store) -> None:
+    """A model change without its migration (or the reverse) fails here, not on a user's project."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from screening.schema import Base
+
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

@@ -31,9 +31,7 @@ def rank_command(
     db: DbOption,
     n: Annotated[int, typer.Option("-n", "--top", min=1, help="How many records to show.")] = 10,
     strategy: Annotated[str, typer.Option(help=f"One of {', '.join(STRATEGIES)}.")] = "relevance",
-    random_share: Annotated[
-        float, typer.Option(help="With --strategy mixed: share of picks made at random.")
-    ] = 0.0,
+    random_share: Annotated[float, typer.Option(help="With --strategy mixed: share of picks made at random.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed for tie-breaking and random picks.")] = 0,
 ) -> None:
     """Show the next records to screen, most relevant first, with their scores."""

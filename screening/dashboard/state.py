@@ -1,0 +1,138 @@
+"""What every page shares: the open project, its warm ranker, and the signed-in reviewer.
+
+The project and the ranker are ``st.cache_resource`` objects keyed by the database
+URL, so every browser tab on the same project shares one store and one model; a lock
+serialises the ranker between tabs. The reviewer lives in each tab's session state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from ..demo import build_demo
+from ..errors import ConfigError
+from ..ranking.active import ActiveLearner
+from ..ranking.project import ProjectRanker
+from ..store import DB_ENV, Store, open_store
+
+DEFAULT_DB = "data/demo.db"
+DB_KEY = "db"
+REVIEWER_KEY = "reviewer"
+STAGE = "title_abstract"
+RANK_WINDOW = 200  # ranked candidates fetched at once when looking for the reviewer's next record
+
+
+def default_db(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> str:
+    """``--db`` after ``--`` on the streamlit command line, else $SCREENING_DB, else the demo."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db")
+    args, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    env = os.environ if env is None else env
+    return args.db or env.get(DB_ENV) or DEFAULT_DB
+
+
+def ensure_demo(db: str) -> None:
+    """Build the bundled demo the first time the default project is opened."""
+    if db == DEFAULT_DB and not Path(db).exists():
+        build_demo(db).close()
+
+
+@st.cache_resource(show_spinner="Opening the project…")
+def project(db: str) -> Store:
+    return open_store(db)
+
+
+@dataclass
+class SharedRanker:
+    """One warm ranker per project, used by every tab under a lock."""
+
+    ranker: ProjectRanker
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _live: tuple[np.ndarray, frozenset[int]] | None = None
+
+    def ranked_ids(self, limit: int | None = RANK_WINDOW) -> list[int]:
+        """Refresh from the database (new decisions, new records), then the best ``limit`` record ids."""
+        with self.lock:
+            self.ranker.refresh()
+            return [r.record_id for r in self.ranker.ranking(limit)]
+
+    def live_ids(self) -> frozenset[int]:
+        """The live canonical record ids the model ranks (changes only when records are added or merged)."""
+        with self.lock:
+            ids = self.ranker.ids
+            if self._live is None or self._live[0] is not ids:
+                self._live = (ids, frozenset(int(i) for i in ids))
+            return self._live[1]
+
+    def status(self) -> dict[str, object]:
+        """What the model knows: labels used, fits so far, strategy, records ranked."""
+        with self.lock:
+            self.ranker.refresh()
+            learner = self.ranker.learner
+            labels = learner.labels
+            return {
+                "strategy": self.ranker.config.strategy,
+                "records in the model": int(labels.size),
+                "includes learned": int((labels == learner.INCLUDE).sum()),
+                "excludes learned": int((labels == learner.EXCLUDE).sum()),
+                "maybe (seen, not learned)": int((labels == learner.SEEN).sum()),
+                "unlabelled": int((labels == learner.UNLABELED).sum()),
+                "model fits so far (this session)": learner.n_fits,
+                "ranking by": _ranking_basis(labels, learner),
+            }
+
+
+def _ranking_basis(labels: np.ndarray, learner: ActiveLearner) -> str:
+    has_include = bool((labels == learner.INCLUDE).any())
+    has_exclude = bool((labels == learner.EXCLUDE).any())
+    if has_include and has_exclude:
+        return "classifier trained on the decisions"
+    if has_include:
+        return "similarity to the included records"
+    return "similarity to the project's query, criteria and keywords (cold start)"
+
+
+@st.cache_resource(show_spinner="Loading the ranking model…")
+def shared_ranker(db: str) -> SharedRanker:
+    return SharedRanker(ProjectRanker(project(db)))
+
+
+def current_ranker() -> SharedRanker:
+    """The project's warm ranker; stops the page with a hint when there is nothing to rank yet."""
+    current_store()
+    try:
+        return shared_ranker(str(current_db()))
+    except ConfigError as e:
+        st.info(f"Nothing to rank yet ({e}). Add records on the Search & import page.")
+        st.stop()
+
+
+def current_db() -> str | None:
+    return st.session_state.get(DB_KEY)
+
+
+def current_store() -> Store:
+    """The open project; pages call this after ``app.py`` has opened it."""
+    db = current_db()
+    if db is None:
+        st.info("Open a project in the sidebar.")
+        st.stop()
+    return project(db)
+
+
+def current_reviewer() -> str:
+    """The signed-in reviewer; stops the page with a prompt when nobody is signed in."""
+    name = st.session_state.get(REVIEWER_KEY)
+    if not name:
+        st.info("Sign in as a reviewer in the sidebar: decisions are recorded in your name.")
+        st.stop()
+    return name
