@@ -84,8 +84,9 @@ def make_jobs(paths: list[Path], seeds: list[int]) -> list[dict]:
         data = read_dataset(path)
         for seed in seeds:
             inc, exc = priors(data.labels, seed)
-            jobs.append({"path": str(path), "dataset": data.name, "seed": seed,
-                         "prior_included": inc, "prior_excluded": exc})
+            jobs.append(
+                {"path": str(path), "dataset": data.name, "seed": seed, "prior_included": inc, "prior_excluded": exc}
+            )
     return jobs
 
 
@@ -98,8 +99,10 @@ def run_asreview(jobs: list[dict], runs_file: Path) -> dict[tuple[str, int], dic
         WORK.mkdir(exist_ok=True)
         (WORK / "asreview_driver.py").write_text(DRIVER)
         (WORK / "asreview_jobs.json").write_text(json.dumps(todo))
-        subprocess.run([str(python), str(WORK / "asreview_driver.py"), str(WORK / "asreview_jobs.json"),
-                        str(runs_file)], check=True)
+        subprocess.run(
+            [str(python), str(WORK / "asreview_driver.py"), str(WORK / "asreview_jobs.json"), str(runs_file)],
+            check=True,
+        )
     return load_runs(runs_file)
 
 
@@ -112,9 +115,19 @@ def load_runs(runs_file: Path) -> dict[tuple[str, int], dict]:
 
 def score(tool: str, job: dict, labels: list[int], seconds: float, n: int, r: int) -> dict:
     m = run_metrics(labels, n_records=n, n_included=r)
-    return {"tool": tool, "dataset": job["dataset"], "seed": job["seed"], "N": m.N, "R": m.R,
-            "n95": m.n95, "wss95": m.wss95, "wss100": m.wss100, "recall10": m.recall10,
-            "wss95_opt": m.wss95_opt, "seconds": seconds}
+    return {
+        "tool": tool,
+        "dataset": job["dataset"],
+        "seed": job["seed"],
+        "N": m.N,
+        "R": m.R,
+        "n95": m.n95,
+        "wss95": m.wss95,
+        "wss100": m.wss100,
+        "recall10": m.recall10,
+        "wss95_opt": m.wss95_opt,
+        "seconds": seconds,
+    }
 
 
 def run_ours(jobs: list[dict]) -> list[dict]:
@@ -124,8 +137,9 @@ def run_ours(jobs: list[dict]) -> list[dict]:
     for job in jobs:
         data = read_dataset(job["path"])
         result = simulate_dataset(data, seed=job["seed"])
-        rows.append(score("screening", job, result.labels_in_order.tolist(), result.seconds,
-                          data.n_records, data.n_included))
+        rows.append(
+            score("screening", job, result.labels_in_order.tolist(), result.seconds, data.n_records, data.n_included)
+        )
         print(f"screening {job['dataset']} seed {job['seed']}: {result.seconds:.1f}s", file=sys.stderr)
     return rows
 
@@ -143,21 +157,27 @@ def table(runs: pd.DataFrame, halves: tuple[list[str], list[str]]) -> tuple[pd.D
     parts = {"tune half": halves[0], "confirm half": halves[1], "whole suite": list(wide.index)}
     for label, names in parts.items():
         means = wide.loc[wide.index.intersection(names)].mean()
-        lines.append(f"{label} ({len(names)} datasets): " + ", ".join(
-            f"{m} asreview {means[f'{m}_asreview']:.3f} / screening {means[f'{m}_screening']:.3f}"
-            for m in METRICS))
+        lines.append(
+            f"{label} ({len(names)} datasets): "
+            + ", ".join(
+                f"{m} asreview {means[f'{m}_asreview']:.3f} / screening {means[f'{m}_screening']:.3f}" for m in METRICS
+            )
+        )
     totals = runs.groupby("tool")["seconds"].sum()
-    lines.append(f"total wall time: asreview {totals['asreview']:.0f}s, screening {totals['screening']:.0f}s "
-                 f"(ratio {totals['screening'] / totals['asreview']:.3f})")
-    lines.append(f"worst dataset wss95 difference: {wide['wss95_diff'].min():+.3f} "
-                 f"({wide['wss95_diff'].idxmin()})")
+    lines.append(
+        f"total wall time: asreview {totals['asreview']:.0f}s, screening {totals['screening']:.0f}s "
+        f"(ratio {totals['screening'] / totals['asreview']:.3f})"
+    )
+    lines.append(f"worst dataset wss95 difference: {wide['wss95_diff'].min():+.3f} ({wide['wss95_diff'].idxmin()})")
     return wide, "\n".join(lines)
 
 
 def markdown(frame: pd.DataFrame) -> str:
     header = [frame.index.name or "", *frame.columns]
-    rows = [[str(i), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)]
-            for i, row in zip(frame.index, frame.itertuples(index=False), strict=True)]
+    rows = [
+        [str(i), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)]
+        for i, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
 

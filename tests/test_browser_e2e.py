@@ -165,6 +165,20 @@ def wait_for_next_record(page, previous: int) -> int:
     return shown_record(page)
 
 
+def live_reason_field(page):
+    """The reason field of the page as now drawn (while Streamlit redraws, a stale copy may linger)."""
+    field = page.locator(
+        "[data-testid='stElementContainer']:not([data-stale='true']) input[aria-label='Reason (optional)']"
+    )
+    page.wait_for_function(
+        """() => document.querySelectorAll("[data-testid='stElementContainer']:not([data-stale='true']) "
+                 + "input[aria-label='Reason (optional)']").length === 1""",
+        polling=POLL_MS,
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    return field
+
+
 def focus_page(page) -> None:
     """Move keyboard focus off any input, as a reviewer would by clicking the record."""
     page.locator(".record-title").first.click()
@@ -197,7 +211,7 @@ def test_screen_five_records_by_click_and_keyboard(tmp_path: Path) -> None:
             record = shown_record(page)
             seen.append((record, value, reason))
             if reason:
-                page.get_by_label("Reason (optional)").press_sequentially(reason)
+                live_reason_field(page).press_sequentially(reason)
             if how == "click":
                 page.get_by_role("button", name=what, exact=True).click()
             else:

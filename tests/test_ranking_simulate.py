@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from screening.cli import app
-from screening.ranking.active import ActiveLearner
+from screening.ranking.active import ActiveLearner, LearnerConfig
 from screening.ranking.datasets import priors, read_dataset
 from screening.ranking.features import build_features
 from screening.ranking.simulate import RESULT_COLUMNS, simulate_dataset
@@ -66,8 +66,7 @@ def test_learner_ranks_by_its_own_scores(donners) -> None:
 def test_simulate_command_writes_rows_and_plot(fixtures: Path, tmp_path: Path) -> None:
     data = fixtures / "ranking" / "synergy_Donners_2021.csv.gz"
     out, plot = tmp_path / "results.csv", tmp_path / "recall.png"
-    result = CliRunner().invoke(app, ["simulate", str(data), "--seeds", "0,1", "--out", str(out),
-                                      "--plot", str(plot)])
+    result = CliRunner().invoke(app, ["simulate", str(data), "--seeds", "0,1", "--out", str(out), "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert list(table.columns) == RESULT_COLUMNS
@@ -90,3 +89,37 @@ def test_simulate_command_names_a_bad_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", str(bad)])
     assert result.exit_code == 1
     assert "label_included" in result.output and "row 2" in result.output
+
+
+def test_uncertainty_offers_the_closest_to_the_boundary(donners) -> None:
+    matrix = build_features(donners.texts).matrix
+    inc, exc = priors(donners.labels, 0)
+    learner = ActiveLearner(matrix, config=LearnerConfig(strategy="uncertainty"), seed=0)
+    learner.set_label(inc, 1)
+    learner.set_label(exc, 0)
+    ranked = learner.ranked()
+    margins = np.abs(learner.scores()[ranked])
+    assert np.all(np.diff(margins) >= 0)
+    assert learner.next() == ranked[0]
+
+
+def test_refit_schedule_and_maybe(donners) -> None:
+    """The schedule refits on time; a 'maybe' leaves the pool but never trains the model."""
+    matrix = build_features(donners.texts).matrix
+    learner = ActiveLearner(matrix, config=LearnerConfig(refit_share=0.5), seed=0)
+    pos, neg = np.flatnonzero(donners.labels == 1), np.flatnonzero(donners.labels == 0)
+    learner.set_labels({int(pos[0]): 1, **{int(r): 0 for r in neg[:19]}})
+    learner.scores()
+    fits = learner.n_fits
+    for r in neg[19:27]:  # 8 new labels < 50% of 20: no refit yet
+        learner.set_label(int(r), 0)
+        learner.next()
+    assert learner.n_fits == fits
+    for r in neg[27:30]:  # now 11 >= 10
+        learner.set_label(int(r), 0)
+    learner.next()
+    assert learner.n_fits == fits + 1
+    maybe = int(learner.next())
+    learner.set_label(maybe, ActiveLearner.SEEN)
+    assert maybe not in learner.ranked().tolist()
+    assert learner.next() != maybe

@@ -1,14 +1,14 @@
 """Relevance ranking with active learning.
 
-    features.py   TF-IDF matrix of a project's records, query similarity for cold start
-    models.py     RelevanceClassifier (scikit-learn estimator)
-    active.py     ActiveLearner: learns each label, picks the next record (relevance,
-                  uncertainty or mixed with a random share)
-    project.py    ProjectRanker / rank_unscreened / next_record: the above on a project,
-                  with features cached in the database
-    simulate.py   simulated screening of labeled datasets (../shared/BENCHMARK.md)
-    metrics.py    WSS@95, WSS@100, recall@10% ...
-    datasets.py   reading labeled datasets, the default suite and its halves, priors
+features.py   TF-IDF matrix of a project's records, query similarity for cold start
+models.py     RelevanceClassifier (scikit-learn estimator)
+active.py     ActiveLearner: learns each label, picks the next record (relevance,
+              uncertainty or mixed with a random share)
+project.py    ProjectRanker / rank_unscreened / next_record: the above on a project,
+              with features cached in the database
+simulate.py   simulated screening of labeled datasets (../shared/BENCHMARK.md)
+metrics.py    WSS@95, WSS@100, recall@10% ...
+datasets.py   reading labeled datasets, the default suite and its halves, priors
 """
 
 from __future__ import annotations

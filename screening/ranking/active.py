@@ -6,17 +6,18 @@ fitted model. It is the one code path used by the simulation, the CLI and the da
 to the project's topic text (cold start); with includes but no exclude, by similarity to the
 includes; with both, by the classifier.
 
-Refitting after every label is exact but costs one fit per record. ``refit_share`` keeps it
-cheap without changing what is learned: the model is refitted at once after every new
-include, after the first labels, and otherwise once the labels added since the last fit
-reach ``refit_share`` of those already known (the ranking between two fits is the same as
-refitting would give only if those labels were excludes at the top of the ranking).
+Refitting after every label is exact but costs one fit per record. ``refit_share`` makes
+simulations cheap: the learner still offers one record at a time, and refits after each of
+the first labels, after the first include, after any label is removed, and otherwise once
+the labels added since the last fit reach ``refit_share`` of those known then (with
+``refit_on_include`` also after every include). ``refit_share=0`` refits after every label,
+as ``ProjectRanker`` does in a project.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,24 +31,31 @@ STRATEGIES = ("relevance", "uncertainty", "mixed")
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    """Saved settings of a ranking run: JSON-friendly, stored with results."""
+    """Saved settings of a ranking run: JSON-friendly, stored with results.
+
+    The defaults were chosen by simulation on the tuning half of the benchmark suite
+    (docs/ranking.md): a linear SVM as in ASReview's elas_u4 (C=0.11, includes weighted
+    9.8 times the balanced weight), plus the nearest-include similarity, on unigrams.
+    """
 
     loss: str = "squared_hinge"
-    C: float = 0.1
+    C: float = 0.11
     pos_weight: str | float = "balanced"
-    balance_ratio: float = 1.0
+    balance_ratio: float = 9.8
     strategy: str = "relevance"
     random_share: float = 0.0
-    refit_share: float = 0.0
-    refit_on_include: bool = True
+    # Refit once the labels added since the last fit reach this share of those known then
+    # (0 = after every label); with ``refit_on_include`` also after every new include.
+    refit_share: float = 0.1
+    refit_on_include: bool = False
     # Weight of "most similar known include" (max cosine) beside the classifier, both as
     # z-scores: finds the neighbours of an unusual include that the linear model averages away.
-    neighbour_weight: float = 0.0
-    extra: dict[str, object] = field(default_factory=dict)
+    neighbour_weight: float = 0.5
 
     def model(self, seed: int) -> RelevanceClassifier:
-        return RelevanceClassifier(loss=self.loss, C=self.C, pos_weight=self.pos_weight,
-                                   balance_ratio=self.balance_ratio, random_state=seed)
+        return RelevanceClassifier(
+            loss=self.loss, C=self.C, pos_weight=self.pos_weight, balance_ratio=self.balance_ratio, random_state=seed
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -96,6 +104,8 @@ class ActiveLearner:
         self.labels = np.full(n, self.UNLABELED, dtype=np.int8)
         self.model_ = clone(self.config.model(seed))
         self.n_fits = 0
+        self._nearest_of: set[int] = set()
+        self._nearest = np.zeros(self.matrix.shape[0], dtype=np.float64)
         self._labeled_at_fit = -1
         self._scores: np.ndarray | None = None
         self._order: np.ndarray | None = None
@@ -163,8 +173,19 @@ class ActiveLearner:
         raise ConfigError("no include yet and no topic text to rank by: set the project's query, criteria or keywords")
 
     def _nearest_include(self, pos: np.ndarray) -> np.ndarray:
-        sims = self.matrix @ self.matrix[pos].T
-        return np.asarray(sims.max(axis=1).todense()).ravel()
+        """Max cosine of every row to any include; updated with only the new includes when it can."""
+        known = self._nearest_of
+        if not known.issubset(pos.tolist()):
+            known, self._nearest = set(), np.zeros(self.matrix.shape[0], dtype=np.float64)
+        for row in pos:
+            if int(row) not in known:
+                np.maximum(
+                    self._nearest,
+                    np.asarray(self.matrix @ self.matrix[int(row)].T.toarray()).ravel(),
+                    out=self._nearest,
+                )
+        self._nearest_of = set(pos.tolist())
+        return self._nearest
 
     def ranked(self, limit: int | None = None) -> np.ndarray:
         """Unlabeled rows in the order the strategy would offer them (ties in seeded random order).

@@ -22,6 +22,7 @@ class LabeledDataset:
     name: str
     texts: list[str]
     labels: np.ndarray  # int8, 1 = included by the published review
+    titles: list[str] | None = None
 
     @property
     def n_records(self) -> int:
@@ -57,7 +58,7 @@ def read_dataset(path: str | Path) -> LabeledDataset:
             f"must be 0 or 1, got {frame['label_included'].iloc[row]!r}",
         )
     texts = (frame["title"].fillna("") + " " + frame["abstract"].fillna("")).tolist()
-    return LabeledDataset(dataset_name(path), texts, labels.to_numpy(dtype=np.int8))
+    return LabeledDataset(dataset_name(path), texts, labels.to_numpy(dtype=np.int8), frame["title"].tolist())
 
 
 def default_suite(folder: str | Path) -> list[Path]:

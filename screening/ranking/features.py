@@ -27,7 +27,7 @@ QUERY_NOISE = re.compile(r"\[[^\]]*\]|\b(?:AND|OR|NOT)\b|[()\"*]")
 class FeatureConfig:
     """The saved settings of a feature matrix (kept apart from the fitted vectorizer)."""
 
-    ngram_max: int = 2
+    ngram_max: int = 1  # word bigrams measured no better on the tuning half, and 3x slower
     min_df: int = 1
     max_df: float = 0.95
     sublinear_tf: bool = True
@@ -37,6 +37,9 @@ class FeatureConfig:
     # that records about the same thing in other words score alike; 0 turns them off.
     lsa_components: int = 0
     lsa_weight: float = 1.0
+    # Title words again as their own columns, scaled by this weight (0 = off): a word in
+    # the title says more about what a study is than the same word in the abstract.
+    title_weight: float = 0.5
 
     def vectorizer(self) -> TfidfVectorizer:
         return TfidfVectorizer(
@@ -63,7 +66,7 @@ class TextFeatures:
 
     @property
     def words(self) -> sp.csr_matrix:
-        """The TF-IDF columns only (without any latent columns)."""
+        """The word TF-IDF columns only (without the title or latent columns)."""
         return self.matrix[:, : len(self.vocabulary)] if self.matrix.shape[1] > len(self.vocabulary) else self.matrix
 
     def embed(self, text: str) -> sp.csr_matrix:
@@ -104,8 +107,10 @@ class TextFeatures:
             return cls(matrix, vocabulary, z["idf"], config)
 
 
-def build_features(texts: Sequence[str], config: FeatureConfig | None = None) -> TextFeatures:
-    """Fit TF-IDF on ``texts`` and return the matrix with its vocabulary."""
+def build_features(
+    texts: Sequence[str], config: FeatureConfig | None = None, *, titles: Sequence[str] | None = None
+) -> TextFeatures:
+    """Fit TF-IDF on ``texts`` (and on ``titles`` when weighted) and return the matrix with its vocabulary."""
     config = config or FeatureConfig()
     if len(texts) == 0:
         raise ConfigError("texts: no records to build features from")
@@ -119,9 +124,19 @@ def build_features(texts: Sequence[str], config: FeatureConfig | None = None) ->
         except ValueError:
             raise ConfigError(f"texts: no words to build features from ({e})") from e
     matrix = sp.csr_matrix(matrix)
+    if config.title_weight > 0 and titles is not None:
+        matrix = _with_title_columns(matrix, titles, config)
     if config.lsa_components > 0:
         matrix = _with_latent_columns(matrix, config)
     return TextFeatures(matrix, dict(vec.vocabulary_), vec.idf_, config)
+
+
+def _with_title_columns(words: sp.csr_matrix, titles: Sequence[str], config: FeatureConfig) -> sp.csr_matrix:
+    try:
+        title_matrix = config.vectorizer().fit_transform([t or "" for t in titles])
+    except ValueError:  # no title has a word
+        return words
+    return normalize(sp.hstack([words, title_matrix * config.title_weight], format="csr")).astype(words.dtype)
 
 
 def _with_latent_columns(words: sp.csr_matrix, config: FeatureConfig) -> sp.csr_matrix:

@@ -52,7 +52,7 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         loss: str = "squared_hinge",
-        C: float = 0.1,
+        C: float = 0.11,
         pos_weight: str | float = "balanced",
         balance_ratio: float = 1.0,
         max_iter: int = 1000,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..decisions import current_labels
-from ..schema import CacheEntry, Record
+from ..schema import CacheEntry, Record, Source
 from ..store import Store
 from .active import ActiveLearner, LearnerConfig, check_strategy
 from .features import FeatureConfig, TextFeatures, build_features, query_similarity
@@ -31,11 +31,16 @@ def _live_records():
 
 
 def _records_signature(session: Session) -> str:
-    """A cheap aggregate that changes whenever records are added, merged or withdrawn."""
+    """A cheap check for "records were added, merged or withdrawn", from indexes only.
+
+    Merges change the canonical set; additions and withdrawals come with an import, which
+    adds a source. The exact fingerprint (:func:`_fingerprint`) is checked when features load.
+    """
     count, top, total = session.execute(
-        select(func.count(Record.id), func.max(Record.id), func.total(Record.id)).where(_live_records())
+        select(func.count(Record.id), func.max(Record.id), func.total(Record.id)).where(Record.canonical_id.is_(None))
     ).one()
-    return f"{count}:{top}:{int(total)}"
+    sources, last_source = session.execute(select(func.count(Source.id), func.max(Source.id))).one()
+    return f"{count}:{top}:{int(total)}:{sources}:{last_source}"
 
 
 def _fingerprint(ids: np.ndarray, config: FeatureConfig) -> str:
@@ -48,17 +53,13 @@ def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np
     """Record ids (canonical, not withdrawn, by id) and their TF-IDF matrix, from cache when current."""
     config = config or FeatureConfig()
     with store.read() as s:
-        ids = np.fromiter(
-            s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64
-        )
+        ids = np.fromiter(s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64)
         fingerprint = _fingerprint(ids, config)
         entry = s.get(CacheEntry, CACHE_KEY)
         if entry is not None and entry.fingerprint == fingerprint:
             return ids, TextFeatures.from_bytes(entry.payload, config)
-        rows = s.execute(
-            select(Record.title, Record.abstract).where(_live_records()).order_by(Record.id)
-        ).all()
-    features = build_features([f"{t or ''} {a or ''}" for t, a in rows], config)
+        rows = s.execute(select(Record.title, Record.abstract).where(_live_records()).order_by(Record.id)).all()
+    features = build_features([f"{t or ''} {a or ''}" for t, a in rows], config, titles=[t or "" for t, _ in rows])
     payload = features.to_bytes()
     with store.begin() as s:
         entry = s.get(CacheEntry, CACHE_KEY)
@@ -103,7 +104,9 @@ class ProjectRanker:
         check_strategy(strategy, random_share)
         self.store = store
         self.seed = seed
-        base = learner or LearnerConfig()
+        # In a project the model learns from every decision (the exact form of the
+        # simulation's refit schedule): a refit costs little next to scoring every record.
+        base = learner or LearnerConfig(refit_share=0.0, refit_on_include=True)
         self.config = LearnerConfig(**{**base.to_dict(), "strategy": strategy, "random_share": random_share})
         self.feature_config = features or FeatureConfig()
         self._signature = ""
@@ -113,11 +116,11 @@ class ProjectRanker:
         self.ids, self.features = load_features(self.store, self.feature_config)
         self._row = {int(rid): i for i, rid in enumerate(self.ids)}
         prior = query_similarity(self.features, topic_text(self.store))
-        self.learner = ActiveLearner(self.features.matrix, config=self.config, prior_scores=prior,
-                                     seed=self.seed)
+        self.learner = ActiveLearner(self.features.matrix, config=self.config, prior_scores=prior, seed=self.seed)
         with self.store.read() as s:
             self._signature = _records_signature(s)
         self._apply_labels()
+        self.learner.scores()  # fail now (ConfigError) if there is nothing to rank by
 
     def _apply_labels(self) -> None:
         with self.store.read() as s:
@@ -150,7 +153,11 @@ class ProjectRanker:
 
 
 def rank_unscreened(
-    store: Store, *, strategy: str = "relevance", random_share: float = 0.0, seed: int = 0,
+    store: Store,
+    *,
+    strategy: str = "relevance",
+    random_share: float = 0.0,
+    seed: int = 0,
     limit: int | None = None,
 ) -> list[tuple[int, float]]:
     """(record id, score) of every canonical record without a title/abstract decision, best first."""
@@ -158,7 +165,6 @@ def rank_unscreened(
     return [(r.record_id, r.score) for r in ranker.ranking(limit)]
 
 
-def next_record(store: Store, *, strategy: str = "relevance", random_share: float = 0.0,
-                seed: int = 0) -> int | None:
+def next_record(store: Store, *, strategy: str = "relevance", random_share: float = 0.0, seed: int = 0) -> int | None:
     """The record to screen next, or None when every record has a decision."""
     return ProjectRanker(store, strategy=strategy, random_share=random_share, seed=seed).next_record()

@@ -61,7 +61,7 @@ def simulate_dataset(
     """
     start = time.perf_counter()
     prior_inc, prior_exc = prior_records or priors(data.labels, seed)
-    matrix = build_features(data.texts, features).matrix
+    matrix = build_features(data.texts, features, titles=data.titles).matrix
     model = ActiveLearner(matrix, config=learner, seed=seed)
     model.set_label(prior_inc, 1)
     model.set_label(prior_exc, 0)

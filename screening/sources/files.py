@@ -11,10 +11,11 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
-import multiprocessing
-import multiprocessing.queues
 import os
-import queue
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -151,24 +152,28 @@ def read_file(path: str | os.PathLike[str], fmt: str | None = None) -> Iterator[
 
 PARALLEL_MIN_BYTES = 4_000_000  # below this, starting a parser process costs more than it saves
 PARALLEL_CHUNK = 1000  # citations per message from the parser process
-PARALLEL_DEPTH = 4  # chunks in flight: bounds memory however fast the parser runs
-PARALLEL_POLL_S = 1.0
 
 
-def _parse_into(out: multiprocessing.queues.Queue, path: str, fmt: str | None, chunk: int) -> None:
-    """Child process: parse ``path`` and send citations in chunks, then None; a format error is sent too."""
+def _parse_to_stdout(path: str, fmt: str | None) -> None:
+    """Child process: pickle citations to stdout in chunks, then None; a format error is sent too.
+
+    The pipe's small buffer blocks the child when the parent is busy storing, so memory
+    stays flat however fast the parser runs.
+    """
+    out = sys.stdout.buffer
     try:
         batch: list[Citation] = []
         for citation in read_file(path, fmt):
             batch.append(citation)
-            if len(batch) >= chunk:
-                out.put(batch)
+            if len(batch) >= PARALLEL_CHUNK:
+                pickle.dump(batch, out, protocol=pickle.HIGHEST_PROTOCOL)
                 batch = []
         if batch:
-            out.put(batch)
-        out.put(None)
+            pickle.dump(batch, out, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(None, out)
     except ScreeningError as e:
-        out.put(e)
+        pickle.dump(e, out)
+    out.flush()
 
 
 def read_file_parallel(path: str | os.PathLike[str], fmt: str | None = None) -> Iterator[Citation]:
@@ -176,32 +181,34 @@ def read_file_parallel(path: str | os.PathLike[str], fmt: str | None = None) -> 
 
     An import is half parsing, half writing: on two cores, doing both at once runs
     at the speed of the slower half instead of the sum. Small files are read in
-    this process. The queue is bounded, so memory stays flat.
+    this process.
     """
     path = Path(path)
     if not path.is_file() or path.stat().st_size < PARALLEL_MIN_BYTES:
         yield from read_file(path, fmt)
         return
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue(maxsize=PARALLEL_DEPTH)
-    worker = ctx.Process(target=_parse_into, args=(out, str(path), fmt, PARALLEL_CHUNK), daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                item = out.get(timeout=PARALLEL_POLL_S)
-            except queue.Empty:
-                if not worker.is_alive():
-                    raise ImportFormatError(
-                        str(path), None, None, f"the parser process stopped unexpectedly (exit code {worker.exitcode})"
-                    ) from None
-                continue
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join()
+    command = [sys.executable, "-m", "screening.sources.files", str(path), fmt or ""]
+    # stderr goes to a file, not a pipe: a chatty child must never block on it
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as child:
+        try:
+            while True:
+                try:
+                    item = pickle.load(child.stdout)
+                except EOFError:
+                    code = child.wait()
+                    errors.seek(0)
+                    lines = errors.read().decode("utf-8", "replace").strip().splitlines()
+                    detail = lines[-1] if lines else f"exit code {code}"
+                    raise ImportFormatError(str(path), None, None, f"the parser process failed: {detail}") from None
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield from item
+        finally:
+            if child.poll() is None:
+                child.kill()
+
+
+if __name__ == "__main__":  # the parser process of read_file_parallel
+    _parse_to_stdout(sys.argv[1], sys.argv[2] or None)
