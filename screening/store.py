@@ -26,6 +26,7 @@ from .schema import AuditEvent, Record, Setting
 
 DB_ENV = "SCREENING_DB"
 SQLITE_BUSY_TIMEOUT_S = 30
+SQLITE_CACHE_KIB = 65536  # index pages stay in memory while a large import grows the indexes
 
 
 def resolve_url(db: str | os.PathLike[str] | None) -> str:
@@ -47,6 +48,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.close()
 
 

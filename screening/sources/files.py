@@ -9,13 +9,16 @@ reader of that format; every reader streams and raises
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import io
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -152,6 +155,7 @@ def read_file(path: str | os.PathLike[str], fmt: str | None = None) -> Iterator[
 
 PARALLEL_MIN_BYTES = 4_000_000  # below this, starting a parser process costs more than it saves
 PARALLEL_CHUNK = 1000  # citations per message from the parser process
+PARALLEL_DEPTH = 8  # chunks parsed ahead at most: bounds memory however fast the parser runs
 
 
 def _parse_to_stdout(path: str, fmt: str | None) -> None:
@@ -176,30 +180,45 @@ def _parse_to_stdout(path: str, fmt: str | None) -> None:
     out.flush()
 
 
+def _drain(pipe: IO[bytes], chunks: queue.Queue) -> None:
+    """Reader thread: unpickle the child's chunks as they come, so the child never waits on the pipe."""
+    while True:
+        try:
+            item = pickle.load(pipe)
+        except EOFError:
+            chunks.put(EOFError())
+            return
+        chunks.put(item)
+        if item is None or isinstance(item, BaseException):
+            return
+
+
 def read_file_parallel(path: str | os.PathLike[str], fmt: str | None = None) -> Iterator[Citation]:
     """Like :func:`read_file`, but parsed in a child process while the caller stores the records.
 
     An import is half parsing, half writing: on two cores, doing both at once runs
     at the speed of the slower half instead of the sum. Small files are read in
-    this process.
+    this process. At most ``PARALLEL_DEPTH`` chunks wait in memory.
     """
     path = Path(path)
     if not path.is_file() or path.stat().st_size < PARALLEL_MIN_BYTES:
         yield from read_file(path, fmt)
         return
     command = [sys.executable, "-m", "screening.sources.files", str(path), fmt or ""]
+    chunks: queue.Queue = queue.Queue(maxsize=PARALLEL_DEPTH)
     # stderr goes to a file, not a pipe: a chatty child must never block on it
     with tempfile.TemporaryFile() as errors, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as child:
+        reader = threading.Thread(target=_drain, args=(child.stdout, chunks), daemon=True)
+        reader.start()
         try:
             while True:
-                try:
-                    item = pickle.load(child.stdout)
-                except EOFError:
+                item = chunks.get()
+                if isinstance(item, EOFError):
                     code = child.wait()
                     errors.seek(0)
                     lines = errors.read().decode("utf-8", "replace").strip().splitlines()
                     detail = lines[-1] if lines else f"exit code {code}"
-                    raise ImportFormatError(str(path), None, None, f"the parser process failed: {detail}") from None
+                    raise ImportFormatError(str(path), None, None, f"the parser process failed: {detail}")
                 if item is None:
                     return
                 if isinstance(item, BaseException):
@@ -208,6 +227,10 @@ def read_file_parallel(path: str | os.PathLike[str], fmt: str | None = None) -> 
         finally:
             if child.poll() is None:
                 child.kill()
+            with contextlib.suppress(queue.Empty):
+                while True:  # unblock the reader if it waits on a full queue, then let it end
+                    chunks.get_nowait()
+            reader.join(timeout=5)
 
 
 if __name__ == "__main__":  # the parser process of read_file_parallel
