@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -115,19 +116,7 @@ def load_runs(runs_file: Path) -> dict[tuple[str, int], dict]:
 
 def score(tool: str, job: dict, labels: list[int], seconds: float, n: int, r: int) -> dict:
     m = run_metrics(labels, n_records=n, n_included=r)
-    return {
-        "tool": tool,
-        "dataset": job["dataset"],
-        "seed": job["seed"],
-        "N": m.N,
-        "R": m.R,
-        "n95": m.n95,
-        "wss95": m.wss95,
-        "wss100": m.wss100,
-        "recall10": m.recall10,
-        "wss95_opt": m.wss95_opt,
-        "seconds": seconds,
-    }
+    return {"tool": tool, "dataset": job["dataset"], "seed": job["seed"], **asdict(m), "seconds": seconds}
 
 
 def run_ours(jobs: list[dict]) -> list[dict]:

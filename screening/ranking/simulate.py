@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +33,7 @@ class SimulationResult:
 
     def row(self, data: LabeledDataset) -> dict[str, object]:
         m = run_metrics(self.labels_in_order, n_records=data.n_records, n_included=data.n_included)
-        return {
-            "dataset": self.dataset,
-            "seed": self.seed,
-            "N": m.N,
-            "R": m.R,
-            "n95": m.n95,
-            "wss95": m.wss95,
-            "wss100": m.wss100,
-            "recall10": m.recall10,
-            "wss95_opt": m.wss95_opt,
-            "seconds": self.seconds,
-        }
+        return {"dataset": self.dataset, "seed": self.seed, **asdict(m), "seconds": self.seconds}
 
 
 def simulate_dataset(
