@@ -38,6 +38,7 @@ from .store import Store, audit
 
 DOI_PREFIX = re.compile(r"^(?:https?://)?(?:dx\.)?(?:doi\.org/)?(?:doi:\s*)?", re.IGNORECASE)
 TAG = re.compile(r"<[^>]+>")
+DOI_MAX = 300  # the records.doi column; real DOIs are far shorter
 NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -47,7 +48,7 @@ def normalize_doi(doi: str | None) -> str | None:
         return None
     value = DOI_PREFIX.sub("", str(doi).strip()).strip().rstrip(".;,")
     value = value.lower()
-    return value if value.startswith("10.") and "/" in value else None
+    return value if value.startswith("10.") and "/" in value and len(value) <= DOI_MAX else None
 
 
 def _fold(text: str) -> str:
