@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from . import __version__
 from .dedupe import normalize_doi, title_key
-from .errors import ConfigError, ImportFormatError
+from .errors import ConfigError
 from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, utcnow
 from .sources import Citation
 from .store import Store, audit
@@ -52,22 +52,12 @@ class ImportResult:
 
 
 PMID = re.compile(r"^(?:pmid:?\s*)?(\d{1,10})$", re.IGNORECASE)
-# short columns of the records table, and their sizes (PostgreSQL enforces them)
-SIZED_FIELDS = {"volume": 100, "issue": 100, "pages": 100, "language": 50}
 
 
 def _pmid(value: str | None) -> str | None:
     """A PMID is digits; anything else ("n/a", a DOI in the wrong column) is not one."""
     match = PMID.match((value or "").strip())
     return match.group(1) if match else None
-
-
-def check_citation(c: Citation, origin: str) -> None:
-    """Refuse a value the store cannot hold whole, naming where it is, rather than cut it."""
-    for name, size in SIZED_FIELDS.items():
-        value = getattr(c, name)
-        if value is not None and len(str(value)) > size:
-            raise ImportFormatError(origin, c.location, name, f"{len(str(value))} characters, at most {size} fit")
 
 
 def citation_row(c: Citation) -> dict[str, Any]:
@@ -175,8 +165,6 @@ def add_citations(
             keep = [c for c in keep if c.pmid not in seen]
         if not keep:
             continue
-        for c in keep:
-            check_citation(c, source.file_name or source.name)
         ids = _insert_records(session, source, [citation_row(c) for c in keep])
         links = []
         for offset, (rid, c) in enumerate(zip(ids, keep, strict=True)):
