@@ -24,7 +24,7 @@ import html
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from rapidfuzz.fuzz import ratio
@@ -123,9 +123,6 @@ class UnionFind:
         lo, hi = (ra, rb) if ra < rb else (rb, ra)
         self.parent[hi] = lo
         return lo
-
-
-Conflict = Callable[[int, int], bool]
 
 
 TITLE_MERGE = 0.96

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .decisions import MAYBE, retrievals, stage_outcomes
 from .errors import ConfigError
-from .schema import Record, RecordSource, Source
+from .schema import DuplicatePair, Record, RecordSource, Source
 from .sources import BIBLIOGRAPHIC_FIELDS
 from .store import Store
 
@@ -111,8 +111,6 @@ class StatusReport:
 
 def status(store: Store) -> StatusReport:
     """Counts by source, by stage and by decision, for the CLI and the dashboard."""
-    from .schema import DuplicatePair
-
     counts = store.counts()
     with store.read() as session:
         uncertain = session.scalar(select(func.count(DuplicatePair.id)).where(DuplicatePair.status == "uncertain"))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import __version__
 from .errors import ConfigError, RecordNotFound, SchemaError, StoreError
-from .schema import AuditEvent, Record, Setting
+from .schema import AuditEvent, Record, Setting, Source
 
 DB_ENV = "SCREENING_DB"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -134,8 +134,6 @@ class Store:
             return record
 
     def counts(self) -> ProjectCounts:
-        from .schema import Source
-
         with self.read() as s:
             total = s.scalar(select(func.count(Record.id))) or 0
             dups = s.scalar(select(func.count(Record.id)).where(Record.canonical_id.is_not(None))) or 0
