@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from screening.cli import app
+from screening.errors import ConfigError
 from screening.ranking.active import ActiveLearner, LearnerConfig
 from screening.ranking.datasets import priors, read_dataset
 from screening.ranking.features import build_features
@@ -123,3 +124,17 @@ def test_refit_schedule_and_maybe(donners) -> None:
     learner.set_label(maybe, ActiveLearner.SEEN)
     assert maybe not in learner.ranked().tolist()
     assert learner.next() != maybe
+
+
+def test_classifier_learns_on_the_model_matrix(donners) -> None:
+    """The SVM sees the character n-gram columns; similarity stays on the word matrix."""
+    features = build_features(donners.texts, titles=donners.titles)
+    assert features.model_matrix.shape[1] > features.matrix.shape[1]
+    inc, exc = priors(donners.labels, 0)
+    learner = ActiveLearner(features.matrix, model_matrix=features.model_matrix, seed=0)
+    learner.set_labels({inc: 1, exc: 0})
+    learner.scores()
+    assert learner.model_.coef_.shape == (features.model_matrix.shape[1],)
+    assert np.any(learner.model_.coef_[features.matrix.shape[1] :] != 0)
+    with pytest.raises(ConfigError, match="model_matrix"):
+        ActiveLearner(features.matrix, model_matrix=features.model_matrix[:10], seed=0)

@@ -1,6 +1,7 @@
 """Relevance ranking with active learning.
 
-features.py   TF-IDF matrix of a project's records, query similarity for cold start
+features.py   word and character n-gram TF-IDF of a project's records, query similarity
+              for cold start
 models.py     RelevanceClassifier (scikit-learn estimator)
 active.py     ActiveLearner: learns each label, picks the next record (relevance,
               uncertainty or mixed with a random share)

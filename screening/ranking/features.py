@@ -1,7 +1,19 @@
-"""Text features: one TF-IDF matrix per project, computed once, plus query similarity for cold start.
+"""Text features: computed once per project from the records' text, plus query similarity for cold start.
 
-The matrix is built from every record's ``title + " " + abstract`` (unsupervised, so it may
-see every record's text but no label). Rows are L2-normalised, so a dot product is a cosine.
+Every record's ``title + " " + abstract`` is split on whitespace once (the costly, Python-level
+step; its counts are what the project cache stores). Everything else is derived from those
+counts with sparse products:
+
+* ``matrix``: word TF-IDF (the words found by scikit-learn's default token pattern inside each
+  whitespace token, so exactly what ``TfidfVectorizer`` gives), plus the title's own word
+  columns scaled by ``title_weight``; rows L2-normalised, so a dot product is a cosine. Used for
+  similarity: cold start, the includes' centroid, the nearest include.
+* ``model_matrix``: ``matrix`` stacked with character n-gram TF-IDF (``char_wb``: n-grams inside
+  each whitespace token, padded with spaces, exactly as ``TfidfVectorizer(analyzer="char_wb")``),
+  rows re-normalised. The classifier learns on it: n-grams tie "opioid", "opioids" and
+  "opiates" together, which helps when only a handful of includes are known.
+
+Both are unsupervised: they may see every record's text but no label.
 """
 
 from __future__ import annotations
@@ -13,37 +25,39 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from ..errors import ConfigError
 
 # Boolean operators and PubMed field tags carry no topic; drop them from query text.
 QUERY_NOISE = re.compile(r"\[[^\]]*\]|\b(?:AND|OR|NOT)\b|[()\"*]")
+# scikit-learn's default token pattern: words of two or more word characters.
+WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
     """The saved settings of a feature matrix (kept apart from the fitted vectorizer)."""
 
-    ngram_max: int = 1  # word bigrams measured no better on the tuning half, and 3x slower
     min_df: int = 1
     max_df: float = 0.95
     sublinear_tf: bool = True
     stop_words: bool = False
     dtype: str = "float32"
-    # Latent semantic columns (truncated SVD of the TF-IDF matrix) appended to the words, so
-    # that records about the same thing in other words score alike; 0 turns them off.
-    lsa_components: int = 0
-    lsa_weight: float = 1.0
     # Title words again as their own columns, scaled by this weight (0 = off): a word in
     # the title says more about what a study is than the same word in the abstract.
     title_weight: float = 0.5
+    # Character n-grams for the classifier (char_min_n = 0 turns them off). 4-grams that
+    # occur in at least 2 and at most half of the records measured best (docs/ranking.md).
+    char_min_n: int = 4
+    char_max_n: int = 4
+    char_min_df: int = 2
+    char_max_df: float = 0.5
 
     def vectorizer(self) -> TfidfVectorizer:
+        """A word vectorizer with these settings (fitted ones get ``vocabulary_`` and ``idf_``)."""
         return TfidfVectorizer(
-            ngram_range=(1, self.ngram_max),
             min_df=self.min_df,
             max_df=self.max_df,
             sublinear_tf=self.sublinear_tf,
@@ -56,96 +70,183 @@ class FeatureConfig:
 
 
 @dataclass
+class TokenCounts:
+    """What the feature cache stores: the costly Python-level part of building features.
+
+    ``text`` and ``title`` count each record's lower-cased whitespace tokens; ``word_map`` and
+    ``char_map`` say which words and character n-grams each token holds (``words`` names the
+    word columns). The TF-IDF matrices follow from these with sparse products.
+    """
+
+    text: sp.csr_matrix
+    title: sp.csr_matrix
+    word_map: sp.csr_matrix
+    words: list[str]
+    char_map: sp.csr_matrix | None
+
+
+@dataclass
 class TextFeatures:
-    """A fitted TF-IDF space: the matrix of every record, and what is needed to embed new text."""
+    """The fitted feature space of a set of records, and what is needed to embed new text."""
 
     matrix: sp.csr_matrix
+    model_matrix: sp.csr_matrix
     vocabulary: dict[str, int]
     idf: np.ndarray
     config: FeatureConfig
+    counts: TokenCounts
 
     @property
     def words(self) -> sp.csr_matrix:
-        """The word TF-IDF columns only (without the title or latent columns)."""
-        return self.matrix[:, : len(self.vocabulary)] if self.matrix.shape[1] > len(self.vocabulary) else self.matrix
+        """The word TF-IDF columns only (without the title columns)."""
+        return self.matrix[:, : len(self.vocabulary)]
 
     def embed(self, text: str) -> sp.csr_matrix:
-        """A 1-row L2-normalised vector for free text (a query or criteria) in this space."""
+        """A 1-row L2-normalised vector for free text (a query or criteria) in the word space."""
         vec = self.config.vectorizer()
         vec.vocabulary_ = self.vocabulary
         vec.idf_ = self.idf
         return vec.transform([text])
 
     def to_bytes(self) -> bytes:
-        """Serialise without pickle: arrays in one ``.npz``."""
-        terms = [""] * len(self.vocabulary)
-        for term, col in self.vocabulary.items():
-            terms[col] = term
-        # one newline-joined UTF-8 blob: tokens never hold a newline, and it stays compact
-        blob = np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
+        """Serialise the token counts and maps without pickle (one ``.npz``); the rest is derived on load."""
+        c = self.counts
+        # one newline-joined UTF-8 blob: words never hold a newline
+        blob = np.frombuffer("\n".join(c.words).encode("utf-8"), dtype=np.uint8)
+        arrays = {"words": blob, "config": np.array([_config_key(self.config)])}
+        for name, m in (("text", c.text), ("title", c.title), ("word_map", c.word_map), ("char_map", c.char_map)):
+            if m is not None:
+                arrays.update(_csr_arrays(name, m))
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            data=self.matrix.data,
-            indices=self.matrix.indices,
-            indptr=self.matrix.indptr,
-            shape=np.array(self.matrix.shape),
-            idf=self.idf,
-            terms=blob,
-            config=np.array([repr(sorted(self.config.to_dict().items()))]),
-        )
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, payload: bytes, config: FeatureConfig) -> TextFeatures:
         with np.load(io.BytesIO(payload), allow_pickle=False) as z:
-            if str(z["config"][0]) != repr(sorted(config.to_dict().items())):
+            if str(z["config"][0]) != _config_key(config):
                 raise ConfigError("cached features were built with other settings")
-            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-            terms = z["terms"].tobytes().decode("utf-8").split("\n") if z["terms"].size else []
-            vocabulary = {t: i for i, t in enumerate(terms)}
-            return cls(matrix, vocabulary, z["idf"], config)
+            text, title, word_map = (_csr_from(z, name) for name in ("text", "title", "word_map"))
+            char_map = _csr_from(z, "char_map") if "char_map_shape" in z.files else None
+            words = z["words"].tobytes().decode("utf-8").split("\n") if z["words"].size else []
+        return derive_features(TokenCounts(text, title, word_map, words, char_map), config)
+
+
+def _csr_arrays(name: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    # counts are small whole numbers: 2 bytes each instead of 4
+    data = m.data.astype(np.uint16) if m.data.size and m.data.max() < 65536 else m.data
+    return {
+        f"{name}_data": data,
+        f"{name}_indices": m.indices,
+        f"{name}_indptr": m.indptr,
+        f"{name}_shape": np.array(m.shape),
+    }
+
+
+def _csr_from(arrays, name: str) -> sp.csr_matrix:
+    parts = (arrays[f"{name}_data"].astype(np.float32), arrays[f"{name}_indices"], arrays[f"{name}_indptr"])
+    return sp.csr_matrix(parts, shape=tuple(arrays[f"{name}_shape"]))
+
+
+def _config_key(config: FeatureConfig) -> str:
+    return repr(sorted(config.to_dict().items()))
+
+
+def count_tokens(
+    texts: Sequence[str], titles: Sequence[str] | None = None, config: FeatureConfig | None = None
+) -> TokenCounts:
+    """Count the lower-cased whitespace tokens of ``texts`` (and ``titles``) and map them to words and n-grams."""
+    config = config or FeatureConfig()
+    vec = CountVectorizer(tokenizer=str.split, token_pattern=None, lowercase=True, dtype=np.float32)
+    try:
+        text = sp.csr_matrix(vec.fit_transform(texts))
+    except ValueError as e:  # every text empty
+        raise ConfigError(f"texts: no words to build features from ({e})") from e
+    if titles is None:
+        title = sp.csr_matrix(text.shape, dtype=np.float32)
+    else:
+        title = sp.csr_matrix(vec.transform([t or "" for t in titles]))
+    terms = vec.get_feature_names_out().tolist()
+    word_map, words = _term_map(terms, WORD.findall)
+    if config.stop_words:
+        kept = [i for i, w in enumerate(words) if w not in ENGLISH_STOP_WORDS]
+        word_map, words = sp.csr_matrix(word_map[:, kept]), [words[i] for i in kept]
+    char_map = None
+    if config.char_min_n > 0:
+        ngrams = (config.char_min_n, max(config.char_min_n, config.char_max_n))
+        char_map, _ = _term_map(terms, TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).build_analyzer())
+    return TokenCounts(text, title, word_map, words, char_map)
+
+
+def _term_map(terms: Sequence[str], split) -> tuple[sp.csr_matrix, list[str]]:
+    """A (token x part) count matrix: how often each part occurs in each whitespace token."""
+    index: dict[str, int] = {}
+    rows, cols = [], []
+    for row, term in enumerate(terms):
+        for part in split(term):
+            rows.append(row)
+            cols.append(index.setdefault(part, len(index)))
+    data = np.ones(len(rows), dtype=np.float32)
+    mapping = sp.csr_matrix((data, (rows, cols)), shape=(len(terms), len(index)))
+    mapping.sum_duplicates()
+    return mapping, list(index)
+
+
+def _tfidf(
+    counts: sp.csr_matrix, min_df: float, max_df: float, sublinear: bool
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """TF-IDF of the columns whose document frequency is within bounds (as ``TfidfVectorizer``).
+
+    Returns the matrix of the kept columns, their indices among ``counts``' columns, and their IDF.
+    """
+    counts = sp.csr_matrix(counts)
+    n = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    low = min_df if isinstance(min_df, int) else min_df * n
+    high = max_df if isinstance(max_df, int) else max_df * n
+    keep = np.flatnonzero((df >= max(low, 1)) & (df <= high))
+    kept = counts[:, keep]
+    if keep.size == 0:  # e.g. a one-record project: every term is in more than max_df of it
+        return kept, keep, np.zeros(0)
+    transformer = TfidfTransformer(sublinear_tf=sublinear).fit(kept)
+    return sp.csr_matrix(transformer.transform(kept)), keep, transformer.idf_
+
+
+def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) -> TextFeatures:
+    """Word, title and character TF-IDF matrices from token counts (no Python loop over records)."""
+    config = config or FeatureConfig()
+    dtype = np.dtype(config.dtype)
+    word_counts = counts.text @ counts.word_map
+    word_matrix, keep, idf = _tfidf(word_counts, config.min_df, config.max_df, config.sublinear_tf)
+    if keep.size == 0:  # min_df/max_df prune every word: keep them all rather than fail
+        word_matrix, keep, idf = _tfidf(word_counts, 1, 1.0, config.sublinear_tf)
+    if keep.size == 0:
+        raise ConfigError("texts: no words to build features from")
+    vocabulary = {counts.words[c]: i for i, c in enumerate(keep)}
+    matrix = word_matrix
+    title_counts = counts.title @ counts.word_map
+    if config.title_weight > 0 and title_counts.nnz:
+        title_matrix, title_keep, _ = _tfidf(title_counts, config.min_df, config.max_df, config.sublinear_tf)
+        if title_keep.size:
+            matrix = normalize(sp.hstack([word_matrix, title_matrix * config.title_weight], format="csr"))
+    matrix = sp.csr_matrix(matrix, dtype=dtype)
+    model_matrix = matrix
+    if counts.char_map is not None:
+        chars, keep_chars, _ = _tfidf(
+            counts.text @ counts.char_map, config.char_min_df, config.char_max_df, config.sublinear_tf
+        )
+        if keep_chars.size:
+            model_matrix = sp.csr_matrix(normalize(sp.hstack([matrix, chars], format="csr")), dtype=dtype)
+    return TextFeatures(matrix, model_matrix, vocabulary, idf.astype(np.float64), config, counts)
 
 
 def build_features(
     texts: Sequence[str], config: FeatureConfig | None = None, *, titles: Sequence[str] | None = None
 ) -> TextFeatures:
-    """Fit TF-IDF on ``texts`` (and on ``titles`` when weighted) and return the matrix with its vocabulary."""
-    config = config or FeatureConfig()
+    """Count the tokens of ``texts`` (and ``titles``) and derive every feature matrix from them."""
     if len(texts) == 0:
         raise ConfigError("texts: no records to build features from")
-    vec = config.vectorizer()
-    try:
-        matrix = vec.fit_transform(texts)
-    except ValueError as e:  # every text empty, or min_df/max_df prune every term
-        vec = TfidfVectorizer(**{**vec.get_params(), "min_df": 1, "max_df": 1.0})
-        try:
-            matrix = vec.fit_transform(texts)
-        except ValueError:
-            raise ConfigError(f"texts: no words to build features from ({e})") from e
-    matrix = sp.csr_matrix(matrix)
-    if config.title_weight > 0 and titles is not None:
-        matrix = _with_title_columns(matrix, titles, config)
-    if config.lsa_components > 0:
-        matrix = _with_latent_columns(matrix, config)
-    return TextFeatures(matrix, dict(vec.vocabulary_), vec.idf_, config)
-
-
-def _with_title_columns(words: sp.csr_matrix, titles: Sequence[str], config: FeatureConfig) -> sp.csr_matrix:
-    try:
-        title_matrix = config.vectorizer().fit_transform([t or "" for t in titles])
-    except ValueError:  # no title has a word
-        return words
-    return normalize(sp.hstack([words, title_matrix * config.title_weight], format="csr")).astype(words.dtype)
-
-
-def _with_latent_columns(words: sp.csr_matrix, config: FeatureConfig) -> sp.csr_matrix:
-    k = min(config.lsa_components, min(words.shape) - 1)
-    if k < 1:
-        return words
-    latent = TruncatedSVD(n_components=k, random_state=0).fit_transform(words)
-    latent = normalize(latent) * config.lsa_weight
-    return sp.hstack([words, sp.csr_matrix(latent.astype(words.dtype))], format="csr")
+    return derive_features(count_tokens(texts, titles, config), config)
 
 
 def clean_query(text: str) -> str:

@@ -116,7 +116,13 @@ class ProjectRanker:
         self.ids, self.features = load_features(self.store, self.feature_config)
         self._row = {int(rid): i for i, rid in enumerate(self.ids)}
         prior = query_similarity(self.features, topic_text(self.store))
-        self.learner = ActiveLearner(self.features.matrix, config=self.config, prior_scores=prior, seed=self.seed)
+        self.learner = ActiveLearner(
+            self.features.matrix,
+            model_matrix=self.features.model_matrix,
+            config=self.config,
+            prior_scores=prior,
+            seed=self.seed,
+        )
         with self.store.read() as s:
             self._signature = _records_signature(s)
         self._apply_labels()

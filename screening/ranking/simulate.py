@@ -50,8 +50,8 @@ def simulate_dataset(
     """
     start = time.perf_counter()
     prior_inc, prior_exc = prior_records or priors(data.labels, seed)
-    matrix = build_features(data.texts, features, titles=data.titles).matrix
-    model = ActiveLearner(matrix, config=learner, seed=seed)
+    feats = build_features(data.texts, features, titles=data.titles)
+    model = ActiveLearner(feats.matrix, model_matrix=feats.model_matrix, config=learner, seed=seed)
     model.set_label(prior_inc, 1)
     model.set_label(prior_exc, 0)
     order = [prior_inc, prior_exc]
