@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfTransformer, TfidfVectorizer
-from sklearn.preprocessing import normalize
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfVectorizer
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from ..errors import ConfigError
 
@@ -195,48 +195,63 @@ def _term_map(terms: Sequence[str], split) -> tuple[sp.csr_matrix, list[str]]:
 def _tfidf(
     counts: sp.csr_matrix, min_df: float, max_df: float, sublinear: bool
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """TF-IDF of the columns whose document frequency is within bounds (as ``TfidfVectorizer``).
+    """TF-IDF of the columns whose document frequency is within bounds, as ``TfidfVectorizer`` computes it.
 
-    Returns the matrix of the kept columns, their indices among ``counts``' columns, and their IDF.
+    Works in place on ``counts`` (a fresh product). Returns the L2-normalised matrix of the kept
+    columns, their indices among ``counts``' columns, and their IDF.
     """
-    counts = sp.csr_matrix(counts)
     n = counts.shape[0]
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     low = min_df if isinstance(min_df, int) else min_df * n
     high = max_df if isinstance(max_df, int) else max_df * n
     keep = np.flatnonzero((df >= max(low, 1)) & (df <= high))
-    kept = counts[:, keep]
+    if keep.size < counts.shape[1]:
+        counts, df = sp.csr_matrix(counts[:, keep]), df[keep]
     if keep.size == 0:  # e.g. a one-record project: every term is in more than max_df of it
-        return kept, keep, np.zeros(0)
-    transformer = TfidfTransformer(sublinear_tf=sublinear).fit(kept)
-    return sp.csr_matrix(transformer.transform(kept)), keep, transformer.idf_
+        return counts, keep, np.zeros(0)
+    idf = np.log((1 + n) / (1 + df)) + 1  # smooth IDF, scikit-learn's default
+    if sublinear:
+        np.log(counts.data, out=counts.data)
+        counts.data += 1
+    counts.data *= idf[counts.indices].astype(counts.dtype)
+    inplace_csr_row_normalize_l2(counts)
+    return counts, keep, idf
+
+
+def _stack(left: sp.csr_matrix, right: sp.csr_matrix, dtype: np.dtype) -> sp.csr_matrix:
+    """Columns side by side, rows re-normalised to unit length."""
+    both = sp.csr_matrix(sp.hstack([left, right], format="csr"), dtype=dtype)
+    inplace_csr_row_normalize_l2(both)
+    return both
 
 
 def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) -> TextFeatures:
-    """Word, title and character TF-IDF matrices from token counts (no Python loop over records)."""
+    """Word, title and character TF-IDF matrices from token counts (no Python loop over records).
+
+    The character map is pruned to the n-grams kept, so a cached copy derives faster.
+    """
     config = config or FeatureConfig()
     dtype = np.dtype(config.dtype)
-    word_counts = counts.text @ counts.word_map
-    word_matrix, keep, idf = _tfidf(word_counts, config.min_df, config.max_df, config.sublinear_tf)
+    word_matrix, keep, idf = _tfidf(counts.text @ counts.word_map, config.min_df, config.max_df, config.sublinear_tf)
     if keep.size == 0:  # min_df/max_df prune every word: keep them all rather than fail
-        word_matrix, keep, idf = _tfidf(word_counts, 1, 1.0, config.sublinear_tf)
+        word_matrix, keep, idf = _tfidf(counts.text @ counts.word_map, 1, 1.0, config.sublinear_tf)
     if keep.size == 0:
         raise ConfigError("texts: no words to build features from")
     vocabulary = {counts.words[c]: i for i, c in enumerate(keep)}
-    matrix = word_matrix
+    matrix = sp.csr_matrix(word_matrix, dtype=dtype)
     title_counts = counts.title @ counts.word_map
     if config.title_weight > 0 and title_counts.nnz:
         title_matrix, title_keep, _ = _tfidf(title_counts, config.min_df, config.max_df, config.sublinear_tf)
         if title_keep.size:
-            matrix = normalize(sp.hstack([word_matrix, title_matrix * config.title_weight], format="csr"))
-    matrix = sp.csr_matrix(matrix, dtype=dtype)
+            matrix = _stack(word_matrix, title_matrix * config.title_weight, dtype)
     model_matrix = matrix
     if counts.char_map is not None:
         chars, keep_chars, _ = _tfidf(
             counts.text @ counts.char_map, config.char_min_df, config.char_max_df, config.sublinear_tf
         )
+        counts.char_map = sp.csr_matrix(counts.char_map[:, keep_chars])
         if keep_chars.size:
-            model_matrix = sp.csr_matrix(normalize(sp.hstack([matrix, chars], format="csr")), dtype=dtype)
+            model_matrix = _stack(matrix, chars, dtype)
     return TextFeatures(matrix, model_matrix, vocabulary, idf.astype(np.float64), config, counts)
 
 

@@ -1,9 +1,10 @@
 """Ranking inside a project: features cached in the database, labels from the decisions.
 
-``ProjectRanker`` is what the CLI and the dashboard hold: it loads the TF-IDF matrix of the
-project's canonical records from the ``cache`` table (rebuilding it only when the set of
-records changed), reads the current title/abstract decisions, and keeps the fitted
-learner warm, so that after a decision only the new labels are applied and the model refitted.
+``ProjectRanker`` is what the CLI and the dashboard hold: it loads the features of the
+project's canonical records from the ``cache`` table (token counts, from which the TF-IDF
+matrices follow; rebuilt only when the set of records changed), reads the current
+title/abstract decisions, and keeps the fitted learner warm, so that after a decision only
+the new labels are applied and the model refitted.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _fingerprint(ids: np.ndarray, config: FeatureConfig) -> str:
 
 
 def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np.ndarray, TextFeatures]:
-    """Record ids (canonical, not withdrawn, by id) and their TF-IDF matrix, from cache when current."""
+    """Record ids (canonical, not withdrawn, by id) and their features, from the cache when current."""
     config = config or FeatureConfig()
     with store.read() as s:
         ids = np.fromiter(s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64)
