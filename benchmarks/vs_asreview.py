@@ -1,6 +1,6 @@
 """This project's default ranker beside ASReview LAB's ``elas_u4``, per ../shared/BENCHMARK.md.
 
-    .venv/bin/python benchmarks/vs_asreview.py [--datasets ../shared/datasets] [--seeds 0,1,2]
+    .venv/bin/python benchmarks/vs_asreview.py [--datasets ../shared/datasets] [--seeds 0,1,2] [--embeddings]
 
 Makes ``benchmarks/.venv-asreview`` with ``asreview==3.0.8`` if it is missing, runs a small
 driver inside it (a subprocess) that simulates ``elas_u4`` with the same priors and writes the
@@ -119,17 +119,31 @@ def score(tool: str, job: dict, labels: list[int], seconds: float, n: int, r: in
     return {"tool": tool, "dataset": job["dataset"], "seed": job["seed"], **asdict(m), "seconds": seconds}
 
 
-def run_ours(jobs: list[dict]) -> list[dict]:
+def run_ours(jobs: list[dict], embeddings: bool = False) -> list[dict]:
+    """The default ranker, or with ``embeddings`` the embedding SVM beside it.
+
+    Embeddings are computed once per dataset (as a project keeps them); the time, model load
+    included, is added to the dataset's first run.
+    """
+    from screening.ranking.active import LearnerConfig
+    from screening.ranking.embeddings import SentenceEmbedder
     from screening.ranking.simulate import simulate_dataset
 
+    embedder = SentenceEmbedder() if embeddings else None
+    learner = LearnerConfig.with_embeddings() if embeddings else None
+    vectors: dict[str, tuple] = {}
     rows = []
     for job in jobs:
         data = read_dataset(job["path"])
-        result = simulate_dataset(data, seed=job["seed"])
-        rows.append(
-            score("screening", job, result.labels_in_order.tolist(), result.seconds, data.n_records, data.n_included)
-        )
-        print(f"screening {job['dataset']} seed {job['seed']}: {result.seconds:.1f}s", file=sys.stderr)
+        extra = 0.0
+        if embedder is not None and data.name not in vectors:
+            started = time.perf_counter()
+            vectors[data.name] = embedder.encode([text.strip() for text in data.texts])
+            extra = time.perf_counter() - started
+        result = simulate_dataset(data, seed=job["seed"], learner=learner, embeddings=vectors.get(data.name))
+        seconds = result.seconds + extra
+        rows.append(score("screening", job, result.labels_in_order.tolist(), seconds, data.n_records, data.n_included))
+        print(f"screening {job['dataset']} seed {job['seed']}: {seconds:.1f}s", file=sys.stderr)
     return rows
 
 
@@ -178,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fresh", action="store_true", help="forget stored ASReview runs")
     parser.add_argument("--only", nargs="*", help="dataset names to run (default: the whole suite)")
     parser.add_argument("--asreview-only", action="store_true", help="only fill the stored ASReview runs")
+    parser.add_argument(
+        "--embeddings", action="store_true", help="add the sentence-embedding SVM (writes vs_asreview_embeddings.*)"
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     paths = default_suite(args.datasets)
@@ -198,12 +215,13 @@ def main(argv: list[str] | None = None) -> None:
         run = asreview[(job["dataset"], job["seed"])]
         data = read_dataset(job["path"])
         rows.append(score("asreview", job, run["labels"], run["seconds"], data.n_records, data.n_included))
-    rows += run_ours(jobs)
+    rows += run_ours(jobs, embeddings=args.embeddings)
+    stem = "vs_asreview_embeddings" if args.embeddings else "vs_asreview"
     runs = pd.DataFrame(rows)
-    runs.to_csv(RESULTS / "vs_asreview_runs.csv", index=False)
+    runs.to_csv(RESULTS / f"{stem}_runs.csv", index=False)
     wide, report = table(runs, halves)
-    wide.to_csv(RESULTS / "vs_asreview.csv")
-    (RESULTS / "vs_asreview.md").write_text(report + "\n")
+    wide.to_csv(RESULTS / f"{stem}.csv")
+    (RESULTS / f"{stem}.md").write_text(report + "\n")
     print(report)
     print(f"benchmark wall time {time.perf_counter() - started:.0f}s", file=sys.stderr)
 

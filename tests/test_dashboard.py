@@ -231,6 +231,7 @@ def test_progress_page_shows_counts_curve_and_model(demo: Path) -> None:
     model = dict(zip(at.dataframe[-1].value["setting"], at.dataframe[-1].value["value"], strict=True))
     assert model["includes learned"] == "2" and model["excludes learned"] == "1"
     assert model["ranking by"] == "classifier trained on the decisions"
+    assert model["features"] == "TF-IDF words and character 4-grams"  # embeddings are opt-in
     assert any("2 relevant found in 3 screened" in c.value for c in at.caption)
 
 

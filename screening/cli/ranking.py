@@ -9,11 +9,17 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
-from ..ranking.active import STRATEGIES
+from ..ranking.active import STRATEGIES, LearnerConfig
 from ..ranking.datasets import read_dataset
-from ..ranking.project import ProjectRanker
+from ..ranking.embeddings import BUNDLED_MODEL, EmbeddingConfig, SentenceEmbedder
+from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, live_record_ids, load_embeddings
 from ..ranking.simulate import plot_recall, simulate_files
 from .common import DbOption, console, handle_errors, open_project
+from .search import progress_bar
+
+EmbeddingsOption = Annotated[
+    bool, typer.Option("--embeddings", help="Add the sentence-embedding SVM (needs requirements-embeddings.txt).")
+]
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -55,12 +61,14 @@ def simulate_command(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each picks the priors.")] = "0,1,2",
     out: Annotated[Path | None, typer.Option(help="Write one row per (dataset, seed) to this CSV.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the recall curves to this PNG.")] = None,
+    embeddings: EmbeddingsOption = False,
 ) -> None:
     """Simulate screening each dataset with the default ranker (protocol of BENCHMARK.md)."""
     for path in datasets:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
-    table, runs = simulate_files(datasets, _parse_seeds(seeds))
+    extra = {"learner": LearnerConfig.with_embeddings(), "embedder": SentenceEmbedder()} if embeddings else {}
+    table, runs = simulate_files(datasets, _parse_seeds(seeds), **extra)
     if out is not None:
         table.to_csv(out, index=False)
     if plot is not None:
@@ -74,7 +82,34 @@ def simulate_command(
     console.print("mean over datasets: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
 
 
+@handle_errors
+def embed_command(
+    db: DbOption,
+    off: Annotated[bool, typer.Option("--off", help="Rank without embeddings again (the vectors are kept).")] = False,
+    model: Annotated[str, typer.Option(help="The bundled model or a local sentence-transformers folder.")] = (
+        BUNDLED_MODEL
+    ),
+    max_tokens: Annotated[int, typer.Option(min=8, help="Word pieces read per record.")] = 256,
+) -> None:
+    """Embed every record (once; later runs embed only new ones) and rank with the embeddings."""
+    with open_project(db) as store:
+        if off:
+            store.set_setting(EMBEDDINGS_SETTING, False)
+            console.print("Ranking uses TF-IDF only; the stored embeddings are kept for later.")
+            return
+        embedder = SentenceEmbedder(EmbeddingConfig(model=model, max_tokens=max_tokens))
+        ids = live_record_ids(store)
+        with progress_bar("embedding") as bar:
+            task = bar.add_task("embedding", total=None)
+            vectors = load_embeddings(
+                store, ids, embedder, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        store.set_setting(EMBEDDINGS_SETTING, True)
+        console.print(f"{len(vectors)} records embedded ({model}); ranking now uses the embeddings.")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ranking commands."""
     app.command("rank")(rank_command)
     app.command("simulate")(simulate_command)
+    app.command("embed")(embed_command)

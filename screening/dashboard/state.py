@@ -88,6 +88,9 @@ class SharedRanker:
                 "unlabelled": int((labels == learner.UNLABELED).sum()),
                 "model fits so far (this session)": learner.n_fits,
                 "ranking by": _ranking_basis(labels, learner),
+                "features": "TF-IDF + sentence embeddings (screening embed)"
+                if learner.embeddings is not None
+                else "TF-IDF words and character 4-grams",
             }
 
 

@@ -15,6 +15,7 @@ datasets.py   reading labeled datasets, the default suite and its halves, priors
 from __future__ import annotations
 
 from .active import STRATEGIES, ActiveLearner, LearnerConfig
+from .embeddings import EmbeddingConfig, SentenceEmbedder
 from .features import FeatureConfig, build_features, query_similarity
 from .metrics import RunMetrics, run_metrics
 from .models import RelevanceClassifier
@@ -23,11 +24,13 @@ from .project import ProjectRanker, next_record, rank_unscreened
 __all__ = [
     "STRATEGIES",
     "ActiveLearner",
+    "EmbeddingConfig",
     "FeatureConfig",
     "LearnerConfig",
     "ProjectRanker",
     "RelevanceClassifier",
     "RunMetrics",
+    "SentenceEmbedder",
     "build_features",
     "next_record",
     "query_similarity",

@@ -52,6 +52,14 @@ class LearnerConfig:
     # Weight of "most similar known include" (max cosine) beside the classifier, both as
     # z-scores: finds the neighbours of an unusual include that the linear model averages away.
     neighbour_weight: float = 0.5
+    # Weight of a second SVM, on sentence embeddings, beside the first (z-scores); used only
+    # when the learner is given embeddings (opt-in: ``with_embeddings``).
+    embedding_weight: float = 0.0
+
+    @classmethod
+    def with_embeddings(cls, **changes: object) -> LearnerConfig:
+        """The settings measured best with sentence embeddings (docs/ranking.md, third round)."""
+        return cls(**{"embedding_weight": 0.3, "neighbour_weight": 1.0, **changes})
 
     def model(self, seed: int) -> RelevanceClassifier:
         return RelevanceClassifier(
@@ -79,7 +87,8 @@ class ActiveLearner:
 
     ``matrix`` (rows L2-normalised) measures similarity: the includes' centroid and each
     record's nearest include. The classifier learns on ``model_matrix`` when given (the same
-    rows with more columns, e.g. character n-grams), else on ``matrix``. ``prior_scores``
+    rows with more columns, e.g. character n-grams), else on ``matrix``. ``embeddings`` (one
+    dense row per record) feed a second classifier when ``config.embedding_weight > 0``. ``prior_scores``
     (e.g. similarity to the search query) rank records while no include is known. Ties are
     broken by a permutation drawn from ``seed``, never by row order.
     """
@@ -94,6 +103,7 @@ class ActiveLearner:
         prior_scores: np.ndarray | None = None,
         seed: int = 0,
         model_matrix: sp.csr_matrix | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> None:
         self.config = config or LearnerConfig()
         check_strategy(self.config.strategy, self.config.random_share)
@@ -102,6 +112,9 @@ class ActiveLearner:
         self.model_matrix = self.matrix if model_matrix is None else sp.csr_matrix(model_matrix)
         if self.model_matrix.shape[0] != n:
             raise ConfigError(f"model_matrix: has {self.model_matrix.shape[0]} rows for {n} records")
+        if embeddings is not None and len(embeddings) != n:
+            raise ConfigError(f"embeddings: has {len(embeddings)} rows for {n} records")
+        self.embeddings = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
         if prior_scores is not None and len(prior_scores) != n:
             raise ConfigError(f"prior_scores: has {len(prior_scores)} values for {n} records")
         self.prior_scores = prior_scores
@@ -111,6 +124,7 @@ class ActiveLearner:
         # -1 unlabeled (in the pool), 0 exclude, 1 include, 2 seen but undecided ('maybe')
         self.labels = np.full(n, self.UNLABELED, dtype=np.int8)
         self.model_ = clone(self.config.model(seed))
+        self.embedding_model_ = clone(self.config.model(seed))
         self.n_fits = 0
         self._nearest_of: set[int] = set()
         self._nearest = np.zeros(self.matrix.shape[0], dtype=np.float64)
@@ -170,8 +184,14 @@ class ActiveLearner:
             self.model_.fit(self.model_matrix[rows], self.labels[rows])
             self.n_fits += 1
             scores = self.model_.decision_function(self.model_matrix)
+            parts = []
+            if self.embeddings is not None and self.config.embedding_weight > 0:
+                self.embedding_model_.fit(self.embeddings[rows], self.labels[rows])
+                parts.append((self.config.embedding_weight, self.embedding_model_.decision_function(self.embeddings)))
             if self.config.neighbour_weight > 0:
-                scores = _zscore(scores) + self.config.neighbour_weight * _zscore(self._nearest_include(pos))
+                parts.append((self.config.neighbour_weight, self._nearest_include(pos)))
+            if parts:
+                scores = _zscore(scores) + sum(w * _zscore(part) for w, part in parts)
             return scores
         if pos.size:
             centroid = np.asarray(self.matrix[pos].mean(axis=0)).ravel()

@@ -10,6 +10,8 @@ the new labels are applied and the model refitted.
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +22,13 @@ from ..decisions import current_labels
 from ..schema import CacheEntry, Record, Source
 from ..store import Store
 from .active import ActiveLearner, LearnerConfig, check_strategy
+from .embeddings import EmbeddingConfig, SentenceEmbedder, record_texts
 from .features import FeatureConfig, TextFeatures, build_features, query_similarity
 
 CACHE_KEY = "ranking.features"
+EMBEDDINGS_KEY = "ranking.embeddings"
+# Project setting: rank with sentence embeddings beside TF-IDF (``screening embed`` turns it on).
+EMBEDDINGS_SETTING = "ranking.embeddings"
 TOPIC_SETTINGS = ("query", "criteria", "keywords")
 LABEL_VALUES = {"include": 1, "exclude": 0}
 
@@ -50,6 +56,12 @@ def _fingerprint(ids: np.ndarray, config: FeatureConfig) -> str:
     return f"{ids.size}:{int(ids.max()) if ids.size else 0}:{digest.hexdigest()[:32]}"
 
 
+def live_record_ids(store: Store) -> np.ndarray:
+    """Ids of the records that are ranked: canonical, not withdrawn, in id order."""
+    with store.read() as s:
+        return np.fromiter(s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64)
+
+
 def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np.ndarray, TextFeatures]:
     """Record ids (canonical, not withdrawn, by id) and their features, from the cache when current."""
     config = config or FeatureConfig()
@@ -69,6 +81,77 @@ def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np
         else:
             entry.fingerprint, entry.payload = fingerprint, payload
     return ids, features
+
+
+def _embedding_fingerprint(config: EmbeddingConfig) -> str:
+    """The settings that change the vectors (not the batch size)."""
+    settings = (config.model, config.max_tokens, config.precision)
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
+
+
+def _read_embeddings(store: Store, fingerprint: str) -> dict[int, np.ndarray]:
+    with store.read() as s:
+        entry = s.get(CacheEntry, EMBEDDINGS_KEY)
+        if entry is None or entry.fingerprint != fingerprint:
+            return {}
+        with np.load(io.BytesIO(entry.payload)) as saved:
+            return dict(zip(saved["ids"].tolist(), saved["vectors"].astype(np.float32), strict=True))
+
+
+def _write_embeddings(store: Store, fingerprint: str, known: dict[int, np.ndarray]) -> None:
+    ids = np.fromiter(sorted(known), dtype=np.int64, count=len(known))
+    vectors = np.stack([known[int(i)] for i in ids]) if ids.size else np.zeros((0, 0), np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=ids, vectors=vectors.astype(np.float16))
+    with store.begin() as s:
+        entry = s.get(CacheEntry, EMBEDDINGS_KEY)
+        if entry is None:
+            s.add(CacheEntry(key=EMBEDDINGS_KEY, fingerprint=fingerprint, payload=buffer.getvalue()))
+        else:
+            entry.fingerprint, entry.payload = fingerprint, buffer.getvalue()
+
+
+def load_embeddings(
+    store: Store,
+    ids: np.ndarray,
+    embedder: SentenceEmbedder | None = None,
+    *,
+    chunk: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Embeddings of the records ``ids``, in order: cached rows are reused, the rest computed.
+
+    The cache is saved after every ``chunk`` new records, so an interrupted run resumes where
+    it stopped. Vectors are stored as float16 (half the space; 3 decimals of a unit vector).
+    ``progress(done, total)`` is told how many of the missing records are embedded so far.
+    """
+    embedder = embedder or SentenceEmbedder()
+    fingerprint = _embedding_fingerprint(embedder.config)
+    known = _read_embeddings(store, fingerprint)
+    wanted = {int(i) for i in ids}
+    known = {rid: vec for rid, vec in known.items() if rid in wanted}
+    missing = [int(i) for i in ids if int(i) not in known]
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, len(missing))
+
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        with store.read() as s:
+            query = select(Record.id, Record.title, Record.abstract).where(Record.id.in_(part))
+            rows = {rid: (title, abstract) for rid, title, abstract in s.execute(query)}
+        texts = record_texts([rows[r][0] for r in part], [rows[r][1] for r in part])
+        # rounded as they are stored, so a fresh and a cached load rank alike
+        vectors = embedder.encode(texts, progress=advance).astype(np.float16).astype(np.float32)
+        known.update(zip(part, vectors, strict=True))
+        _write_embeddings(store, fingerprint, known)
+    if not missing and len(known) != len(_read_embeddings(store, fingerprint)):
+        _write_embeddings(store, fingerprint, known)  # drop withdrawn or merged records
+    return np.stack([known[int(i)] for i in ids]) if len(ids) else np.zeros((0, 384), np.float32)
 
 
 def topic_text(store: Store) -> list[str]:
@@ -101,13 +184,19 @@ class ProjectRanker:
         seed: int = 0,
         learner: LearnerConfig | None = None,
         features: FeatureConfig | None = None,
+        embeddings: bool | None = None,
+        embedder: SentenceEmbedder | None = None,
     ) -> None:
         check_strategy(strategy, random_share)
         self.store = store
         self.seed = seed
+        # Sentence embeddings when asked, else as the project's setting says (off by default).
+        self.use_embeddings = bool(store.get_setting(EMBEDDINGS_SETTING, False) if embeddings is None else embeddings)
+        self.embedder = embedder
         # In a project the model learns from every decision (the exact form of the
         # simulation's refit schedule): a refit costs little next to scoring every record.
-        base = learner or LearnerConfig(refit_share=0.0, refit_on_include=True)
+        preset = LearnerConfig.with_embeddings if self.use_embeddings else LearnerConfig
+        base = learner or preset(refit_share=0.0, refit_on_include=True)
         self.config = LearnerConfig(**{**base.to_dict(), "strategy": strategy, "random_share": random_share})
         self.feature_config = features or FeatureConfig()
         self._signature = ""
@@ -117,12 +206,14 @@ class ProjectRanker:
         self.ids, self.features = load_features(self.store, self.feature_config)
         self._row = {int(rid): i for i, rid in enumerate(self.ids)}
         prior = query_similarity(self.features, topic_text(self.store))
+        self.embeddings = load_embeddings(self.store, self.ids, self.embedder) if self.use_embeddings else None
         self.learner = ActiveLearner(
             self.features.matrix,
             model_matrix=self.features.model_matrix,
             config=self.config,
             prior_scores=prior,
             seed=self.seed,
+            embeddings=self.embeddings,
         )
         with self.store.read() as s:
             self._signature = _records_signature(s)

