@@ -235,6 +235,31 @@ def test_progress_page_shows_counts_curve_and_model(demo: Path) -> None:
     assert any("2 relevant found in 3 screened" in c.value for c in at.caption)
 
 
+def _model_table(at: AppTest) -> dict[str, str]:
+    return dict(zip(at.dataframe[-1].value["setting"], at.dataframe[-1].value["value"], strict=True))
+
+
+def test_progress_page_turns_sentence_embeddings_on_and_off(small: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="embeddings need requirements-embeddings.txt")
+    from screening.ranking.project import EMBEDDINGS_KEY, EMBEDDINGS_SETTING
+    from screening.schema import CacheEntry
+
+    at = open_app("alice", "progress")
+    assert _model_table(at)["features"] == "TF-IDF words and character 4-grams"
+    at.button(key="embeddings_toggle").click().run()
+    assert not at.exception, at.exception
+    assert _model_table(at)["features"].startswith("TF-IDF + sentence embeddings")
+    assert at.button(key="embeddings_toggle").label == "Rank without sentence embeddings"
+    with open_store(small) as store:
+        assert store.get_setting(EMBEDDINGS_SETTING) is True
+        with store.read() as session:
+            assert session.get(CacheEntry, EMBEDDINGS_KEY) is not None  # the vectors are kept in the project
+    at.button(key="embeddings_toggle").click().run()
+    assert _model_table(at)["features"] == "TF-IDF words and character 4-grams"
+    with open_store(small) as store:
+        assert store.get_setting(EMBEDDINGS_SETTING) is False
+
+
 def test_conflicts_page_resolution_by_a_third_reviewer(demo: Path) -> None:
     with open_store(demo) as store:
         set_mode(store, "title_abstract", "dual")

@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ..ranking.active import STRATEGIES, LearnerConfig
 from ..ranking.datasets import read_dataset
 from ..ranking.embeddings import BUNDLED_MODEL, EmbeddingConfig, SentenceEmbedder
-from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, live_record_ids, load_embeddings
+from ..ranking.project import ProjectRanker, set_embeddings
 from ..ranking.simulate import plot_recall, simulate_files
 from .common import DbOption, console, handle_errors, open_project
 from .search import progress_bar
@@ -94,18 +94,16 @@ def embed_command(
     """Embed every record (once; later runs embed only new ones) and rank with the embeddings."""
     with open_project(db) as store:
         if off:
-            store.set_setting(EMBEDDINGS_SETTING, False)
+            set_embeddings(store, False)
             console.print("Ranking uses TF-IDF only; the stored embeddings are kept for later.")
             return
         embedder = SentenceEmbedder(EmbeddingConfig(model=model, max_tokens=max_tokens))
-        ids = live_record_ids(store)
         with progress_bar("embedding") as bar:
             task = bar.add_task("embedding", total=None)
-            vectors = load_embeddings(
-                store, ids, embedder, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            count = set_embeddings(
+                store, True, embedder, progress=lambda done, total: bar.update(task, completed=done, total=total)
             )
-        store.set_setting(EMBEDDINGS_SETTING, True)
-        console.print(f"{len(vectors)} records embedded ({model}); ranking now uses the embeddings.")
+        console.print(f"{count} records embedded ({model}); ranking now uses the embeddings.")
 
 
 def register(app: typer.Typer) -> None:

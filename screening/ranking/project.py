@@ -154,6 +154,25 @@ def load_embeddings(
     return np.stack([known[int(i)] for i in ids]) if len(ids) else np.zeros((0, 384), np.float32)
 
 
+def set_embeddings(
+    store: Store,
+    enabled: bool,
+    embedder: SentenceEmbedder | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Turn ranking with sentence embeddings on (embedding what is missing first) or off.
+
+    Returns how many records have vectors. Turning off keeps the vectors for later.
+    """
+    if not enabled:
+        store.set_setting(EMBEDDINGS_SETTING, False)
+        return 0
+    vectors = load_embeddings(store, live_record_ids(store), embedder, progress=progress)
+    store.set_setting(EMBEDDINGS_SETTING, True)
+    return len(vectors)
+
+
 def topic_text(store: Store) -> list[str]:
     """The project's query, criteria and keywords settings, as text for cold start."""
     texts = []

@@ -45,6 +45,7 @@ else:
 st.subheader("Model")
 info = ranker.status()
 st.dataframe([{"setting": k, "value": str(v)} for k, v in info.items()], hide_index=True)
+state.embeddings_control(store)
 
 st.subheader("Record details")
 record_id = st.number_input("Record id", min_value=1, step=1, value=None, key="details_record")
