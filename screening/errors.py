@@ -2,6 +2,7 @@
 
     ScreeningError
     ├── ConfigError (ValueError)        bad option, setting or argument
+    │   └── MissingDependency           an optional package a setting needs is not installed
     ├── StoreError                      the project database cannot be opened or used
     │   ├── SchemaError                 the database is from a newer version, or not a project
     │   └── RecordNotFound (LookupError)
@@ -22,6 +23,10 @@ class ScreeningError(Exception):
 
 class ConfigError(ScreeningError, ValueError):
     """An option, setting or argument has a bad value."""
+
+
+class MissingDependency(ConfigError):
+    """A setting needs an optional package that is not installed; the message says how to install it."""
 
 
 class StoreError(ScreeningError):

