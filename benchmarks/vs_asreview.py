@@ -122,28 +122,27 @@ def score(tool: str, job: dict, labels: list[int], seconds: float, n: int, r: in
 def run_ours(jobs: list[dict], embeddings: bool = False) -> list[dict]:
     """The default ranker, or with ``embeddings`` the embedding SVM beside it.
 
-    Embeddings are computed once per dataset (as a project keeps them); the time, model load
-    included, is added to the dataset's first run.
+    Runs through ``simulate_files`` (the CLI's ``screening simulate``): the same priors as the
+    jobs, and with embeddings each dataset embedded once, its time counted in the first run.
     """
     from screening.ranking.active import LearnerConfig
     from screening.ranking.embeddings import SentenceEmbedder
-    from screening.ranking.simulate import simulate_dataset
+    from screening.ranking.simulate import simulate_files
 
-    embedder = SentenceEmbedder() if embeddings else None
-    learner = LearnerConfig.with_embeddings() if embeddings else None
-    vectors: dict[str, tuple] = {}
+    paths = list(dict.fromkeys(job["path"] for job in jobs))
+    seeds = list(dict.fromkeys(job["seed"] for job in jobs))
+    extra = {"learner": LearnerConfig.with_embeddings(), "embedder": SentenceEmbedder()} if embeddings else {}
+
+    def report(result) -> None:
+        print(f"screening {result.dataset} seed {result.seed}: {result.seconds:.1f}s", file=sys.stderr)
+
+    table, runs = simulate_files(paths, seeds, on_run=report, **extra)
+    sizes = table.groupby("dataset")[["N", "R"]].first()
     rows = []
     for job in jobs:
-        data = read_dataset(job["path"])
-        extra = 0.0
-        if embedder is not None and data.name not in vectors:
-            started = time.perf_counter()
-            vectors[data.name] = embedder.encode([text.strip() for text in data.texts])
-            extra = time.perf_counter() - started
-        result = simulate_dataset(data, seed=job["seed"], learner=learner, embeddings=vectors.get(data.name))
-        seconds = result.seconds + extra
-        rows.append(score("screening", job, result.labels_in_order.tolist(), seconds, data.n_records, data.n_included))
-        print(f"screening {job['dataset']} seed {job['seed']}: {seconds:.1f}s", file=sys.stderr)
+        result = runs[(job["dataset"], job["seed"])]
+        n, r = (int(v) for v in sizes.loc[job["dataset"]])
+        rows.append(score("screening", job, result.labels_in_order.tolist(), result.seconds, n, r))
     return rows
 
 

@@ -127,9 +127,10 @@ def load_embeddings(
     """
     embedder = embedder or SentenceEmbedder()
     fingerprint = _embedding_fingerprint(embedder.config)
-    known = _read_embeddings(store, fingerprint)
+    cached = _read_embeddings(store, fingerprint)
     wanted = {int(i) for i in ids}
-    known = {rid: vec for rid, vec in known.items() if rid in wanted}
+    known = {rid: vec for rid, vec in cached.items() if rid in wanted}
+    dropped = len(known) != len(cached)  # records merged or withdrawn since
     missing = [int(i) for i in ids if int(i) not in known]
     done = 0
 
@@ -149,8 +150,8 @@ def load_embeddings(
         vectors = embedder.encode(texts, progress=advance).astype(np.float16).astype(np.float32)
         known.update(zip(part, vectors, strict=True))
         _write_embeddings(store, fingerprint, known)
-    if not missing and len(known) != len(_read_embeddings(store, fingerprint)):
-        _write_embeddings(store, fingerprint, known)  # drop withdrawn or merged records
+    if dropped and not missing:  # (with new records the loop above wrote already)
+        _write_embeddings(store, fingerprint, known)
     return np.stack([known[int(i)] for i in ids]) if len(ids) else np.zeros((0, 384), np.float32)
 
 

@@ -7,7 +7,7 @@ the record it asked for is revealed. The run stops when every included record is
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -81,11 +81,13 @@ def simulate_files(
     learner: LearnerConfig | None = None,
     features: FeatureConfig | None = None,
     embedder: SentenceEmbedder | None = None,
+    on_run: Callable[[SimulationResult], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], SimulationResult]]:
     """Every (dataset, seed) run: one row each in BENCHMARK.md's columns, and the raw runs.
 
     With ``embedder``, each dataset is embedded once, as a project keeps its embeddings, and
-    the time it took is added to the ``seconds`` of the dataset's first run.
+    the time it took is added to the ``seconds`` of the dataset's first run. ``on_run`` is
+    told of each run as it finishes (progress for long suites).
     """
     rows, runs = [], {}
     seeds = list(seeds)
@@ -103,6 +105,8 @@ def simulate_files(
                 embed_seconds = 0.0
             rows.append(result.row(data))
             runs[(data.name, seed)] = result
+            if on_run is not None:
+                on_run(result)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), runs
 
 
