@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +47,6 @@ class EmbeddingConfig:
             raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.max_tokens < 8:
             raise ConfigError(f"max_tokens: must be at least 8, got {self.max_tokens!r}")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def embeddings_available() -> bool:

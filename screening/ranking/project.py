@@ -56,30 +56,38 @@ def _fingerprint(ids: np.ndarray, config: FeatureConfig) -> str:
     return f"{ids.size}:{int(ids.max()) if ids.size else 0}:{digest.hexdigest()[:32]}"
 
 
+def _live_ids(session: Session) -> np.ndarray:
+    return np.fromiter(session.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64)
+
+
 def live_record_ids(store: Store) -> np.ndarray:
     """Ids of the records that are ranked: canonical, not withdrawn, in id order."""
     with store.read() as s:
-        return np.fromiter(s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64)
+        return _live_ids(s)
+
+
+def _put_cache(store: Store, key: str, fingerprint: str, payload: bytes) -> None:
+    """Insert or replace one ``cache`` entry, in its own transaction."""
+    with store.begin() as s:
+        entry = s.get(CacheEntry, key)
+        if entry is None:
+            s.add(CacheEntry(key=key, fingerprint=fingerprint, payload=payload))
+        else:
+            entry.fingerprint, entry.payload = fingerprint, payload
 
 
 def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np.ndarray, TextFeatures]:
     """Record ids (canonical, not withdrawn, by id) and their features, from the cache when current."""
     config = config or FeatureConfig()
     with store.read() as s:
-        ids = np.fromiter(s.scalars(select(Record.id).where(_live_records()).order_by(Record.id)), dtype=np.int64)
+        ids = _live_ids(s)
         fingerprint = _fingerprint(ids, config)
         entry = s.get(CacheEntry, CACHE_KEY)
         if entry is not None and entry.fingerprint == fingerprint:
             return ids, TextFeatures.from_bytes(entry.payload, config)
         rows = s.execute(select(Record.title, Record.abstract).where(_live_records()).order_by(Record.id)).all()
     features = build_features([f"{t or ''} {a or ''}" for t, a in rows], config, titles=[t or "" for t, _ in rows])
-    payload = features.to_bytes()
-    with store.begin() as s:
-        entry = s.get(CacheEntry, CACHE_KEY)
-        if entry is None:
-            s.add(CacheEntry(key=CACHE_KEY, fingerprint=fingerprint, payload=payload))
-        else:
-            entry.fingerprint, entry.payload = fingerprint, payload
+    _put_cache(store, CACHE_KEY, fingerprint, features.to_bytes())
     return ids, features
 
 
@@ -103,12 +111,7 @@ def _write_embeddings(store: Store, fingerprint: str, known: dict[int, np.ndarra
     vectors = np.stack([known[int(i)] for i in ids]) if ids.size else np.zeros((0, 0), np.float32)
     buffer = io.BytesIO()
     np.savez(buffer, ids=ids, vectors=vectors.astype(np.float16))
-    with store.begin() as s:
-        entry = s.get(CacheEntry, EMBEDDINGS_KEY)
-        if entry is None:
-            s.add(CacheEntry(key=EMBEDDINGS_KEY, fingerprint=fingerprint, payload=buffer.getvalue()))
-        else:
-            entry.fingerprint, entry.payload = fingerprint, buffer.getvalue()
+    _put_cache(store, EMBEDDINGS_KEY, fingerprint, buffer.getvalue())
 
 
 def load_embeddings(
