@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 
-from .decisions import collect_stage
 from .reviewers import check_stage, reviewer_names
+from .schema import Stage
+from .snapshot import read_stage
 from .store import Store
 
 LABELS = ("include", "exclude")
@@ -63,15 +64,15 @@ def _pair(a: str, b: str, votes_a: dict[int, str], votes_b: dict[int, str]) -> P
     )
 
 
-def agreement(store: Store, stage: str = "title_abstract") -> list[PairAgreement]:
+def agreement(store: Store, stage: str = Stage.TITLE_ABSTRACT) -> list[PairAgreement]:
     """Agreement for every pair of reviewers who both voted on at least one record."""
     check_stage(stage)
     with store.read() as s:
         names = reviewer_names(s)
         by_reviewer: dict[int, dict[int, str]] = {}
-        for gid, votes in collect_stage(s, stage).votes.items():
-            for rid, (_, value, _) in votes.items():
-                by_reviewer.setdefault(rid, {})[gid] = value
+        for gid, votes in read_stage(s, stage).votes.items():
+            for rid, vote in votes.items():
+                by_reviewer.setdefault(rid, {})[gid] = vote.value
     result = []
     for ra, rb in combinations(sorted(by_reviewer, key=lambda r: names[r]), 2):
         pair = _pair(names[ra], names[rb], by_reviewer[ra], by_reviewer[rb])

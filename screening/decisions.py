@@ -1,56 +1,72 @@
-"""Screening decisions: append-only, per stage and reviewer, with conflicts and undo.
+"""Screening decisions: append-only, per stage and reviewer, with conflicts, revisions and undo.
 
-A decision is one row in ``decisions`` and is never changed: a change of mind is a
-new row, and undo is a row with ``value='undo'`` pointing at the decision it
-cancels. The state of a record is computed from its rows:
+A decision is one row in ``decisions`` and is never changed: undo is a row with
+``value='undo'`` pointing at the decision it cancels, and a *revision* (changing a
+decision already made) is an undo of the earlier decision plus the new decision,
+written in one transaction. How rows add up to a record's standing lives in
+:mod:`screening.snapshot`.
 
-* each reviewer's *vote* is their latest decision that was not undone;
-* a ``resolution`` (by a third reviewer, after a conflict) is final;
-* otherwise the stage's mode decides: ``single`` takes the latest vote, ``dual``
-  needs two reviewers who agree (a disagreement is a conflict);
-* with no votes, an imported label (kind ``prior``) or an automation tool's
-  decision (kind ``automation``) stands as a single-screening decision.
+Every write checks the state it depends on inside its own transaction (see
+:mod:`screening.store`), so two reviewers cannot both decide a record in single mode,
+undo one decision twice, or resolve one conflict twice:
 
-``maybe`` counts as undecided. Decisions on a duplicate record apply to its
-canonical record (the group's id). Full text is only for reports sought (records
-included at title/abstract); a full-text include or exclude needs the report to
-have been retrieved, and a full-text exclusion needs exactly one configured reason.
+* single mode: one decision per record. A decision on a record already decided (by
+  anyone, an imported label included) is refused with who decided it, unless the call
+  says ``revise=True``;
+* dual mode: one vote per reviewer, two per record; a reviewer revises only their own vote,
+  and a disagreement goes to a third reviewer (:func:`resolve`).
+
+Decisions on a duplicate record apply to its canonical record (the group's id). Full text
+is only for reports sought (records included at title/abstract); a full-text include or
+exclude needs the report to have been retrieved, and a full-text exclusion needs exactly
+one configured reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .errors import DecisionError, RecordNotFound
+from .errors import AlreadyDecided, DecisionError, RecordNotFound
 from .reviewers import (
     ReviewerInfo,
-    ScreeningMode,
     check_stage,
-    get_mode,
     list_reasons,
     match_reason,
     reviewer_by_name,
     reviewer_names,
 )
-from .schema import Decision, Record, Reviewer, utcnow
-from .store import Store, audit
+from .schema import Decision, Lease, Record, Reviewer, Stage, utcnow
+from .snapshot import (
+    AWAITING,
+    CONFLICT,
+    DECIDED,
+    MAYBE,
+    RETRIEVAL_VALUES,
+    SCREEN_VALUES,
+    UNSCREENED,
+    Outcome,
+    StageSnapshot,
+    read_stage,
+)
+from .store import Store, audit, lock_rows
 
-SCREEN_VALUES = ("include", "exclude", "maybe")
-RETRIEVAL_VALUES = ("retrieved", "not_retrieved")
+__all__ = [
+    "AWAITING",
+    "CONFLICT",
+    "DECIDED",
+    "MAYBE",
+    "RETRIEVAL_VALUES",
+    "SCREEN_VALUES",
+    "UNSCREENED",
+    "Outcome",
+]
 KINDS = ("screen", "prior", "resolution", "automation")
-
-# statuses of a record at one stage
-DECIDED = "decided"  # include or exclude is final
-MAYBE = "maybe"  # the final word is 'maybe': still undecided
-CONFLICT = "conflict"  # dual mode, reviewers disagree, no resolution yet
-AWAITING = "awaiting"  # dual mode, one vote in, a second is needed
-UNSCREENED = "unscreened"
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class DecisionResult:
     note: str | None
     created_at: datetime
     undoes_id: int | None = None
+    revises_id: int | None = None
 
     @property
     def redirected(self) -> bool:
@@ -89,61 +106,13 @@ class HistoryEntry:
     note: str | None
     created_at: datetime
     undoes_id: int | None
+    revises_id: int | None
     undone_by: int | None
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["created_at"] = self.created_at.isoformat()
         return d
-
-
-@dataclass
-class StageState:
-    """The effective decisions on one record (group) at one stage."""
-
-    votes: dict[int, tuple[int, str, str | None]] = field(default_factory=dict)  # reviewer -> (id, value, reason)
-    resolution: tuple[str, str | None] | None = None
-    fallback: tuple[str, str | None, str] | None = None  # latest prior/automation: value, reason, kind
-    retrieval: str | None = None
-
-
-@dataclass
-class StageData:
-    """The effective decisions of every record group at one stage, column by column (fast to build)."""
-
-    stage: str
-    votes: dict[int, dict[int, tuple[int, str, str | None]]] = field(default_factory=dict)
-    resolution: dict[int, tuple[str, str | None]] = field(default_factory=dict)
-    fallback: dict[int, tuple[str, str | None, str]] = field(default_factory=dict)
-    retrieval: dict[int, str] = field(default_factory=dict)
-
-    def groups(self) -> set[int]:
-        return self.votes.keys() | self.resolution.keys() | self.fallback.keys() | self.retrieval.keys()
-
-    def state(self, group: int) -> StageState | None:
-        if not any(group in d for d in (self.votes, self.resolution, self.fallback, self.retrieval)):
-            return None
-        return StageState(
-            votes=self.votes.get(group, {}),
-            resolution=self.resolution.get(group),
-            fallback=self.fallback.get(group),
-            retrieval=self.retrieval.get(group),
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Where a record stands at one stage."""
-
-    status: str
-    value: str | None = None
-    reason: str | None = None
-    kind: str | None = None
-
-    @property
-    def final(self) -> str | None:
-        """'include' or 'exclude' when decided, else None."""
-        return self.value if self.status == DECIDED else None
 
 
 @dataclass(frozen=True)
@@ -169,130 +138,27 @@ class RecordStatus:
 
 
 # -- reading state ---------------------------------------------------------------
-def _canonical_map(session: Session) -> dict[int, int]:
-    """Duplicate record id -> canonical id (usually a small table)."""
-    query = select(Record.id, Record.canonical_id).where(Record.canonical_id.is_not(None))
-    return {rid: canonical for rid, canonical in session.execute(query)}
+def collect_stage(session: Session, stage: str, record_ids: list[int] | None = None) -> StageSnapshot:
+    """The stage's read model in this transaction (see :func:`screening.snapshot.read_stage`)."""
+    return read_stage(session, stage, record_ids)
 
 
-def _fetch_plain(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
-    """Rows as plain DB-API tuples, for the hot path where building row objects costs more than the query.
-
-    Only for queries of integer and string columns with trusted bound values (stage names, ids).
-    """
-    connection = session.connection()
-    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
-
-def collect_stage(session: Session, stage: str, record_ids: Iterable[int] | None = None) -> StageData:
-    """Effective decisions per canonical record at ``stage``: one narrow query, one pass.
-
-    Rows are read in id order, so later rows replace earlier ones: each reviewer's
-    vote is their latest decision that no undo row points at.
-    """
-    undone = select(Decision.undoes_id).where(Decision.undoes_id.is_not(None)).scalar_subquery()
-    query = (
-        select(Decision.record_id, Decision.id, Decision.reviewer_id, Decision.value, Decision.kind, Decision.reason)
-        .where(Decision.stage == stage, Decision.undoes_id.is_(None), Decision.id.not_in(undone))
-        .order_by(Decision.id)
-    )
-    if record_ids is not None:
-        query = query.where(Decision.record_id.in_(list(record_ids)))
-    rows = _fetch_plain(session, query)
-    canonical = _canonical_map(session)
-    data = StageData(stage)
-    votes, resolution, fallback, retrieval = data.votes, data.resolution, data.fallback, data.retrieval
-    for record_id, did, reviewer, value, kind, reason in rows:
-        group = canonical.get(record_id, record_id)
-        if kind == "screen":
-            if value in RETRIEVAL_VALUES:
-                retrieval[group] = value
-                continue
-            by_reviewer = votes.get(group)
-            if by_reviewer is None:
-                votes[group] = {reviewer: (did, value, reason)}
-            else:
-                by_reviewer[reviewer] = (did, value, reason)
-        elif kind == "resolution":
-            resolution[group] = (value, reason)
-        else:
-            fallback[group] = (value, reason, kind)
-    return data
-
-
-def _judge(
-    votes: dict[int, tuple[int, str, str | None]] | None,
-    resolution: tuple[str, str | None] | None,
-    fallback: tuple[str, str | None, str] | None,
-    dual: bool,
-    full_text: bool,
-) -> tuple[str, str | None, str | None, str | None]:
-    """(status, value, reason, kind) of one record; the one place the screening rules live."""
-    if resolution is not None:
-        value, reason = resolution
-        return (MAYBE if value == "maybe" else DECIDED, value, reason, "resolution")
-    if votes and (not dual or len(votes) >= 2):
-        if dual:
-            keys = {(v, r if full_text and v == "exclude" else None) for _, v, r in votes.values()}
-            if len(keys) > 1:
-                return (CONFLICT, None, None, None)
-        _, value, reason = max(votes.values())
-        return (MAYBE if value == "maybe" else DECIDED, value, reason, "screen")
-    if fallback is not None:
-        value, reason, kind = fallback
-        return (MAYBE if value == "maybe" else DECIDED, value, reason, kind)
-    return (AWAITING if votes else UNSCREENED, None, None, None)
-
-
-def outcome(state: StageState | None, mode: ScreeningMode) -> Outcome:
-    """The record's standing at a stage under ``mode``.
-
-    A resolution is final; else ``single`` takes the latest vote and ``dual`` needs
-    two reviewers who agree (at full text, on the exclusion reason too); with no
-    deciding votes, an imported label or automation decision stands.
-    """
-    if state is None:
-        return Outcome(UNSCREENED)
-    return Outcome(*_judge(state.votes, state.resolution, state.fallback, mode.dual, mode.stage == "full_text"))
-
-
-def _judged(
-    session: Session, stage: str, data: StageData | None = None
-) -> Iterator[tuple[int, tuple[str, str | None, str | None, str | None]]]:
-    data = data if data is not None else collect_stage(session, stage)
-    dual = get_mode(session, stage).dual
-    full_text = stage == "full_text"
-    votes, resolution, fallback = data.votes, data.resolution, data.fallback
-    for group in votes.keys() | resolution.keys() | fallback.keys():
-        yield group, _judge(votes.get(group), resolution.get(group), fallback.get(group), dual, full_text)
-
-
-def stage_outcomes(session: Session, stage: str, data: StageData | None = None) -> dict[int, Outcome]:
-    """Every record's outcome at ``stage`` (records with no screening decisions are absent).
-
-    Pass ``data`` from :func:`collect_stage` to reuse a read already made.
-    """
-    return {group: Outcome(*judged) for group, judged in _judged(session, stage, data)}
+def stage_outcomes(session: Session, stage: str, data: StageSnapshot | None = None) -> dict[int, Outcome]:
+    """Every record group's outcome at ``stage`` (groups no decision touches are absent)."""
+    return (data if data is not None else read_stage(session, stage)).outcomes
 
 
 def retrievals(session: Session) -> dict[int, str]:
     """Canonical record id -> 'retrieved' or 'not_retrieved' (latest effective)."""
-    return collect_stage(session, "full_text").retrieval
+    return read_stage(session, Stage.FULL_TEXT).retrieval
 
 
-def current_labels(session: Session, stage: str = "title_abstract") -> dict[int, str]:
+def current_labels(session: Session, stage: str = Stage.TITLE_ABSTRACT) -> dict[int, str]:
     """Canonical record id -> final 'include' | 'exclude' | 'maybe' at ``stage``.
 
     Records awaiting a second reviewer, in conflict, or never screened are absent.
     """
-    check_stage(stage)
-    return {group: judged[1] for group, judged in _judged(session, stage) if judged[0] in (DECIDED, MAYBE)}
+    return read_stage(session, stage).labels()
 
 
 # -- records and groups ---------------------------------------------------------
@@ -320,14 +186,36 @@ def _members(session: Session, canonical_id: int) -> list[int]:
     )
 
 
-def _state(session: Session, canonical_id: int, stage: str) -> StageState | None:
-    return collect_stage(session, stage, _members(session, canonical_id)).state(canonical_id)
+def _group_state(session: Session, canonical_id: int, stage: str) -> StageSnapshot:
+    """The read model of one record group: what a write on it is checked against."""
+    return read_stage(session, stage, _members(session, canonical_id))
+
+
+def _locked_group(session: Session, record_id: int) -> Record:
+    """The canonical record of ``record_id``, locked against other writers until the transaction ends."""
+    record = _canonical(session, record_id)
+    lock_rows(session, select(Record.id).where(Record.id == record.id))
+    session.refresh(record)
+    if record.canonical_id is not None:  # merged while we waited for the lock
+        return _locked_group(session, record.canonical_id)
+    return record
 
 
 def _describe(o: Outcome) -> str:
     if o.status == DECIDED:
         return o.value or ""
     return o.status
+
+
+def _decided_by(session: Session, decision_id: int) -> tuple[str, str]:
+    """(reviewer name, 'YYYY-MM-DD HH:MM UTC') of one decision row, for messages."""
+    row = session.execute(
+        select(Reviewer.name, Decision.created_at)
+        .select_from(Decision)
+        .outerjoin(Reviewer, Reviewer.id == Decision.reviewer_id)
+        .where(Decision.id == decision_id)
+    ).one()
+    return row[0] or "unknown", row[1].strftime("%Y-%m-%d %H:%M UTC")
 
 
 # -- writing ---------------------------------------------------------------------
@@ -344,51 +232,97 @@ def _write(
     note: str | None,
     now: datetime | None,
     undoes_id: int | None = None,
+    revises_id: int | None = None,
     action: str = "decide",
 ) -> DecisionResult:
     row = Decision(
         record_id=record.id,
         reviewer_id=reviewer.id,
-        stage=stage,
+        stage=str(stage),
         value=value,
         kind=kind,
         reason=reason,
         note=note,
         undoes_id=undoes_id,
+        revises_id=revises_id,
         created_at=now or utcnow(),
     )
     session.add(row)
-    session.flush()
-    detail = {"decision_id": row.id, "record_id": record.id, "stage": stage, "value": value, "kind": kind}
+    try:
+        session.flush()
+    except IntegrityError as e:  # a unique rule in the database: someone else wrote first
+        raise DecisionError(
+            f"record {record.id}: another reviewer changed it at the same moment ({_rule(e)}); nothing recorded"
+        ) from e
+    detail: dict[str, Any] = {
+        "decision_id": row.id,
+        "record_id": record.id,
+        "stage": str(stage),
+        "value": value,
+        "kind": kind,
+    }
     if requested != record.id:
         detail["requested_record_id"] = requested
     if reason:
         detail["reason"] = reason
     if undoes_id is not None:
         detail["undoes_id"] = undoes_id
+    if revises_id is not None:
+        detail["revises_id"] = revises_id
     audit(session, action, detail, actor=reviewer.name)
     return DecisionResult(
         id=row.id,
         record_id=record.id,
         requested_record_id=requested,
         reviewer=reviewer.name,
-        stage=stage,
+        stage=str(stage),
         value=value,
         kind=kind,
         reason=reason,
         note=note,
         created_at=row.created_at,
         undoes_id=undoes_id,
+        revises_id=revises_id,
+    )
+
+
+def _rule(error: IntegrityError) -> str:
+    text = str(error.orig)
+    if "undoes_id" in text:
+        return "that decision is undone already"
+    if "resolution" in text:
+        return "it is resolved already"
+    return text.splitlines()[0]
+
+
+def _undo_row(
+    session: Session, record: Record, who: ReviewerInfo, target: Decision | Any, *, now: datetime | None, revision: bool
+) -> DecisionResult:
+    """An undo row for ``target``; ``revision`` marks it as written by a revision (undoing that brings it back)."""
+    return _write(
+        session,
+        record,
+        record.id,
+        who,
+        stage=target.stage,
+        value="undo",
+        kind=target.kind,
+        reason=None,
+        note=f"undo of decision {target.id} ({target.value})" + (" by a revision" if revision else ""),
+        now=now,
+        undoes_id=target.id,
+        revises_id=target.id if revision else None,
+        action="undo",
     )
 
 
 def _clean_reason(session: Session, stage: str, value: str, reason: str | None) -> str | None:
     reason = " ".join(reason.split()) if reason else None
-    if stage == "title_abstract":
+    if stage == Stage.TITLE_ABSTRACT:
         return reason
     if value == "exclude":
         if not reason:
-            allowed = "; ".join(repr(t) for t in list_reasons(session, "full_text"))
+            allowed = "; ".join(repr(t) for t in list_reasons(session, Stage.FULL_TEXT))
             raise DecisionError(
                 "--reason: a full-text exclusion needs exactly one reason from the project's list"
                 + (f": {allowed}" if allowed else " (none configured: 'screening reasons add TEXT')")
@@ -399,15 +333,15 @@ def _clean_reason(session: Session, stage: str, value: str, reason: str | None) 
     return None
 
 
-def _check_full_text(session: Session, record: Record) -> StageState | None:
+def _check_full_text(session: Session, record: Record) -> StageSnapshot:
     """Full text is only for reports sought: records included at title/abstract."""
-    ta = outcome(_state(session, record.id, "title_abstract"), get_mode(session, "title_abstract"))
+    ta = _group_state(session, record.id, Stage.TITLE_ABSTRACT).outcome(record.id)
     if ta.final != "include":
         raise DecisionError(
             f"record {record.id} is not a report sought for full text: its title/abstract status is "
             f"{_describe(ta)!r}; only records included at title/abstract go to full text"
         )
-    return _state(session, record.id, "full_text")
+    return _group_state(session, record.id, Stage.FULL_TEXT)
 
 
 def _check_value(value: str) -> str:
@@ -416,39 +350,142 @@ def _check_value(value: str) -> str:
     return value
 
 
+def _release_lease(session: Session, record_id: int, stage: str, reviewer_id: int) -> None:
+    """The record is decided: it leaves the reviewer's screen."""
+    session.query(Lease).filter(
+        Lease.record_id == record_id, Lease.stage == str(stage), Lease.reviewer_id == reviewer_id
+    ).delete(synchronize_session=False)
+
+
+def _closed_message(session: Session, snap: StageSnapshot, record: Record, who: ReviewerInfo) -> AlreadyDecided:
+    """Why ``who`` cannot simply decide this record, naming who decided it and how to change it."""
+    group, stage = record.id, snap.stage
+    current = snap.outcome(group)
+    mine = snap.vote_of(group, who.id)
+    if mine is not None:
+        _, when = _decided_by(session, mine.id)
+        return AlreadyDecided(
+            f"record {group}: you ({who.name}) already decided {mine.value!r} at {stage} ({when}); "
+            "nothing recorded. To change it, decide again with --revise",
+            record_id=group,
+            decided_by=(who.name,),
+            value=mine.value,
+        )
+    if current.kind == "resolution":
+        name, when = _decided_by(session, current.decision_id)
+        return AlreadyDecided(
+            f"record {group} was resolved at {stage} by {name} ({current.value}, {when}); nothing recorded. "
+            f"An adjudicator changes it with 'screening resolve {group} VALUE --stage {stage} --revise'",
+            record_id=group,
+            decided_by=(name,),
+            value=current.value,
+        )
+    voters = snap.votes.get(group, {})
+    if snap.mode.dual and len(voters) >= 2:
+        names = reviewer_names(session)
+        votes = ", ".join(f"{names.get(r, r)}: {v.value}" for r, v in sorted(voters.items()))
+        return AlreadyDecided(
+            f"record {group} already has the two votes dual screening needs at {stage} ({votes}); nothing "
+            "recorded. A disagreement goes to an adjudicator ('screening conflicts')",
+            record_id=group,
+            decided_by=tuple(names.get(r, str(r)) for r in sorted(voters)),
+            value=current.value,
+        )
+    name, when = _decided_by(session, current.decision_id) if current.decision_id else ("someone", "")
+    how = " (imported label)" if current.kind == "prior" else " (automation)" if current.kind == "automation" else ""
+    return AlreadyDecided(
+        f"record {group} is already decided at {stage}: {current.value} by {name}{how}"
+        + (f", {when}" if when else "")
+        + "; nothing recorded. To change it, decide again with --revise",
+        record_id=group,
+        decided_by=(name,),
+        value=current.value,
+    )
+
+
+def _revision_target(snap: StageSnapshot, group: int, who: ReviewerInfo) -> int | None:
+    """The decision a revision by ``who`` replaces, or None when ``who`` may not revise this record."""
+    mine = snap.vote_of(group, who.id)
+    if mine is not None:
+        return mine.id
+    current = snap.outcome(group)
+    if current.kind == "resolution":
+        return None  # changed through resolve(..., revise=True)
+    if snap.mode.dual and len(snap.votes.get(group, {})) >= 2:
+        return None  # another reviewer's vote in dual screening is theirs to change
+    return current.decision_id
+
+
 def decide(
     store: Store,
     record_id: int,
     value: str,
     *,
     reviewer: str,
-    stage: str = "title_abstract",
+    stage: str = Stage.TITLE_ABSTRACT,
     reason: str | None = None,
     note: str | None = None,
     kind: str = "screen",
+    revise: bool = False,
     now: datetime | None = None,
 ) -> DecisionResult:
-    """Record one reviewer's include/exclude/maybe on a record, as a new row."""
-    check_stage(stage)
+    """Record one reviewer's include/exclude/maybe on a record, as a new row.
+
+    The record must still take this reviewer's decision, checked in the same transaction
+    as the write: otherwise :class:`AlreadyDecided` names who decided it. ``revise=True``
+    changes the decision instead, as an undo of it plus the new decision.
+    """
+    stage = Stage(check_stage(stage))
     _check_value(value)
     if kind not in KINDS:
         raise DecisionError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
     if kind == "resolution":
-        return resolve(store, record_id, value, reviewer=reviewer, stage=stage, reason=reason, note=note, now=now)
+        return resolve(
+            store, record_id, value, reviewer=reviewer, stage=stage, reason=reason, note=note, revise=revise, now=now
+        )
     with store.begin() as s:
         who = reviewer_by_name(s, reviewer)
-        record = _canonical(s, record_id)
-        if stage == "full_text":
-            state = _check_full_text(s, record)
-            if (state.retrieval if state else None) != "retrieved":
+        if who.role == "system" and kind == "screen":
+            raise DecisionError(
+                f"--reviewer: {who.name!r} is the system reviewer of imported labels; screen as a person"
+            )
+        record = _locked_group(s, record_id)
+        if stage == Stage.FULL_TEXT:
+            snap = _check_full_text(s, record)
+            if snap.retrieval.get(record.id) != "retrieved":
                 raise DecisionError(
                     f"record {record.id}: the full-text report must be retrieved before a full-text decision; "
                     f"record it with 'screening fulltext {record.id} --retrieved yes --reviewer NAME'"
                 )
+        else:
+            snap = _group_state(s, record.id, stage)
         clean = _clean_reason(s, stage, value, reason)
-        return _write(
-            s, record, int(record_id), who, stage=stage, value=value, kind=kind, reason=clean, note=note, now=now
+        write = dict(stage=stage, value=value, kind=kind, reason=clean, note=note, now=now)
+        _release_lease(s, record.id, stage, who.id)
+        if kind != "screen" or (snap.vote_of(record.id, who.id) is None and snap.is_open(record.id, who.id)):
+            return _write(s, record, int(record_id), who, **write)
+        refusal = _closed_message(s, snap, record, who)
+        target_id = _revision_target(snap, record.id, who)
+        if not revise or target_id is None:
+            raise refusal
+        target = s.get(Decision, target_id)
+        _undo_row(s, record, who, target, now=now, revision=True)
+        return _write(s, record, int(record_id), who, revises_id=target_id, action="revise", **write)
+
+
+def _resolution_chain_head(session: Session, group: int, members: list[int], stage: str) -> int | None:
+    """The record's latest resolution row at ``stage``, live or undone: the next one names it."""
+    return session.scalar(
+        select(Decision.id)
+        .where(
+            Decision.record_id.in_(members),
+            Decision.stage == str(stage),
+            Decision.kind == "resolution",
+            Decision.value != "undo",
         )
+        .order_by(Decision.id.desc())
+        .limit(1)
+    )
 
 
 def resolve(
@@ -460,26 +497,46 @@ def resolve(
     stage: str,
     reason: str | None = None,
     note: str | None = None,
+    revise: bool = False,
     now: datetime | None = None,
 ) -> DecisionResult:
-    """A third reviewer settles a conflict; the decision is kept as a resolution."""
-    check_stage(stage)
+    """A third reviewer settles a conflict; the decision is kept as a resolution.
+
+    A record is resolved once: a second resolution is refused with who resolved it,
+    unless ``revise=True`` (the earlier resolution is undone in the same transaction).
+    The database holds the rule too: each resolution names the one before it, uniquely.
+    """
+    stage = Stage(check_stage(stage))
     _check_value(value)
     with store.begin() as s:
         who = reviewer_by_name(s, reviewer)
-        record = _canonical(s, record_id)
-        state = _state(s, record.id, stage)
-        current = outcome(state, get_mode(s, stage))
-        if current.status != CONFLICT:
+        record = _locked_group(s, record_id)
+        members = _members(s, record.id)
+        snap = read_stage(s, stage, members)
+        current = snap.outcome(record.id)
+        live = snap.resolution.get(record.id)
+        if live is not None and not revise:
+            name, when = _decided_by(s, live.id)
+            raise AlreadyDecided(
+                f"record {record.id} was already resolved at {stage} by {name} ({live.value}, {when}); "
+                "nothing recorded. To change it, resolve again with --revise",
+                record_id=record.id,
+                decided_by=(name,),
+                value=live.value,
+            )
+        if live is None and current.status != CONFLICT:
             raise DecisionError(
                 f"record {record.id} has no conflict to resolve at {stage} (status: {_describe(current)!r})"
             )
-        if state is not None and who.id in state.votes:
+        if who.id in snap.votes.get(record.id, {}):
             raise DecisionError(
                 f"--reviewer: {who.name!r} already screened record {record.id} at {stage}; "
                 "a conflict is resolved by a third reviewer"
             )
         clean = _clean_reason(s, stage, value, reason)
+        previous = _resolution_chain_head(s, record.id, members, stage)
+        if live is not None:
+            _undo_row(s, record, who, s.get(Decision, live.id), now=now, revision=True)
         return _write(
             s,
             record,
@@ -491,6 +548,7 @@ def resolve(
             reason=clean,
             note=note,
             now=now,
+            revises_id=previous,
             action="resolve",
         )
 
@@ -507,7 +565,7 @@ def set_retrieval(
     """Record whether the full-text report of a sought record was retrieved."""
     with store.begin() as s:
         who = reviewer_by_name(s, reviewer)
-        record = _canonical(s, record_id)
+        record = _locked_group(s, record_id)
         _check_full_text(s, record)
         value = "retrieved" if retrieved else "not_retrieved"
         return _write(
@@ -515,7 +573,7 @@ def set_retrieval(
             record,
             int(record_id),
             who,
-            stage="full_text",
+            stage=Stage.FULL_TEXT,
             value=value,
             kind="screen",
             reason=None,
@@ -525,41 +583,72 @@ def set_retrieval(
         )
 
 
-def undo(store: Store, *, reviewer: str, stage: str | None = None, now: datetime | None = None) -> DecisionResult:
-    """Cancel ``reviewer``'s latest decision that is not yet undone (optionally at one stage)."""
+def _undone_ids(session: Session) -> set[int]:
+    return set(session.scalars(select(Decision.undoes_id).where(Decision.undoes_id.is_not(None))))
+
+
+def _restore(
+    session: Session, who: ReviewerInfo, revised: Decision, revision: Decision, *, now: datetime | None
+) -> None:
+    """Bring back a decision that ``revision`` replaced, as a copy: a decision is undone at most once.
+
+    The copy names the undone revision as the decision it replaces (which keeps a restored
+    resolution on the record's resolution chain).
+    """
+    row = Decision(
+        revises_id=revision.id,
+        record_id=revised.record_id,
+        reviewer_id=revised.reviewer_id,
+        stage=revised.stage,
+        value=revised.value,
+        kind=revised.kind,
+        reason=revised.reason,
+        note=f"decision {revised.id} restored: the revision that replaced it was undone",
+        created_at=now or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    detail = {"decision_id": row.id, "record_id": row.record_id, "stage": row.stage, "value": row.value}
+    audit(session, "restore", {**detail, "restores_id": revised.id}, actor=who.name)
+
+
+def undo(
+    store: Store,
+    *,
+    reviewer: str,
+    stage: str | None = None,
+    decision_id: int | None = None,
+    now: datetime | None = None,
+) -> DecisionResult:
+    """Cancel ``reviewer``'s latest live decision (optionally at one stage, or exactly ``decision_id``).
+
+    Undoing a revision brings back the decision it replaced (as a copy, in the same
+    transaction). A decision is undone at most once: the database refuses a second undo row.
+    """
     if stage is not None:
-        check_stage(stage)
+        stage = Stage(check_stage(stage))
     with store.begin() as s:
         who = reviewer_by_name(s, reviewer)
-        undone = select(Decision.undoes_id).where(Decision.undoes_id.is_not(None))
-        query = (
-            select(Decision)
-            .where(Decision.reviewer_id == who.id, Decision.value != "undo", Decision.id.not_in(undone))
-            .order_by(Decision.id.desc())
-            .limit(1)
-        )
+        lock_rows(s, select(Reviewer.id).where(Reviewer.id == who.id))  # one undo of this reviewer at a time
+        undone = _undone_ids(s)
+        query = select(Decision).where(Decision.reviewer_id == who.id, Decision.value != "undo")
         if stage is not None:
-            query = query.where(Decision.stage == stage)
-        target = s.scalar(query)
+            query = query.where(Decision.stage == str(stage))
+        if decision_id is not None:
+            query = query.where(Decision.id == int(decision_id))
+        target = next((d for d in s.scalars(query.order_by(Decision.id.desc())) if d.id not in undone), None)
         if target is None:
             where = f" at {stage}" if stage else ""
-            raise DecisionError(f"--reviewer: {who.name!r} has no decision{where} left to undo")
-        record = s.get(Record, target.record_id)
-        assert record is not None
-        return _write(
-            s,
-            record,
-            record.id,
-            who,
-            stage=target.stage,
-            value="undo",
-            kind=target.kind,
-            reason=None,
-            note=f"undo of decision {target.id} ({target.value})",
-            now=now,
-            undoes_id=target.id,
-            action="undo",
+            which = f" (decision {decision_id})" if decision_id is not None else ""
+            raise DecisionError(f"--reviewer: {who.name!r} has no decision{where}{which} left to undo")
+        _locked_group(s, target.record_id)
+        result = _undo_row(s, s.get(Record, target.record_id), who, target, now=now, revision=False)
+        revision_undo = target.revises_id is not None and s.scalar(
+            select(Decision.id).where(Decision.undoes_id == target.revises_id, Decision.revises_id.is_not(None))
         )
+        if revision_undo:  # a revision: bring back what it replaced
+            _restore(s, who, s.get(Decision, target.revises_id), target, now=now)
+        return result
 
 
 # -- history, status, conflicts -------------------------------------------------
@@ -571,7 +660,7 @@ def _entries(session: Session, canonical_id: int, stage: str | None = None) -> l
         .order_by(Decision.id)
     )
     if stage is not None:
-        query = query.where(Decision.stage == stage)
+        query = query.where(Decision.stage == str(stage))
     rows = session.execute(query).all()
     undone_by = {d.undoes_id: d.id for d, _ in rows if d.undoes_id is not None}
     return [
@@ -586,6 +675,7 @@ def _entries(session: Session, canonical_id: int, stage: str | None = None) -> l
             note=d.note,
             created_at=d.created_at,
             undoes_id=d.undoes_id,
+            revises_id=d.revises_id,
             undone_by=undone_by.get(d.id),
         )
         for d, name in rows
@@ -599,23 +689,22 @@ def history(store: Store, record_id: int) -> list[HistoryEntry]:
 
 
 def visible_decisions(
-    store: Store, record_id: int, *, viewer: str, stage: str = "title_abstract"
+    store: Store, record_id: int, *, viewer: str, stage: str = Stage.TITLE_ABSTRACT
 ) -> list[HistoryEntry]:
     """What ``viewer`` may see of a record's decisions at ``stage``.
 
     In blind mode, other people's decisions stay hidden until two reviewers have
     voted on the record (or it was resolved).
     """
-    check_stage(stage)
+    stage = Stage(check_stage(stage))
     with store.read() as s:
         who = reviewer_by_name(s, viewer)
         record = _canonical(s, record_id)
         entries = _entries(s, record.id, stage)
-        mode = get_mode(s, stage)
-        if not mode.blind:
+        snap = _group_state(s, record.id, stage)
+        if not snap.mode.blind:
             return entries
-        state = _state(s, record.id, stage)
-        if state is not None and (len(state.votes) >= 2 or state.resolution is not None):
+        if len(snap.votes.get(record.id, {})) >= 2 or record.id in snap.resolution:
             return entries
         return [e for e in entries if e.reviewer == who.name]
 
@@ -625,25 +714,25 @@ def record_status(store: Store, record_id: int) -> RecordStatus:
     with store.read() as s:
         record = _canonical(s, record_id)
         members = _members(s, record.id)
-        ta = outcome(_state(s, record.id, "title_abstract"), get_mode(s, "title_abstract"))
-        ft_state = _state(s, record.id, "full_text")
+        ta = read_stage(s, Stage.TITLE_ABSTRACT, members).outcome(record.id)
+        ft = read_stage(s, Stage.FULL_TEXT, members)
         return RecordStatus(
             record_id=record.id,
             requested_record_id=int(record_id),
             duplicate_ids=[m for m in members if m != record.id],
             title=record.title or "",
             title_abstract=ta,
-            full_text=outcome(ft_state, get_mode(s, "full_text")),
-            retrieval=ft_state.retrieval if ft_state else None,
+            full_text=ft.outcome(record.id),
+            retrieval=ft.retrieval.get(record.id),
         )
 
 
-def conflicts(store: Store, stage: str = "title_abstract") -> list[ConflictInfo]:
+def conflicts(store: Store, stage: str = Stage.TITLE_ABSTRACT) -> list[ConflictInfo]:
     """Records where dual-screening reviewers disagree and no resolution exists yet."""
-    check_stage(stage)
+    stage = Stage(check_stage(stage))
     with store.read() as s:
-        data = collect_stage(s, stage)
-        ids = [gid for gid, judged in _judged(s, stage, data) if judged[0] == CONFLICT]
+        snap = read_stage(s, stage)
+        ids = snap.conflicts()
         if not ids:
             return []
         names = reviewer_names(s)
@@ -652,7 +741,7 @@ def conflicts(store: Store, stage: str = "title_abstract") -> list[ConflictInfo]
             ConflictInfo(
                 record_id=gid,
                 title=titles.get(gid) or "",
-                votes={names[r]: (v, reason) for r, (_, v, reason) in sorted(data.votes[gid].items())},
+                votes={names[r]: (v.value, v.reason) for r, v in sorted(snap.votes[gid].items())},
             )
-            for gid in sorted(ids)
+            for gid in ids
         ]

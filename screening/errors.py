@@ -9,6 +9,7 @@
     ├── ImportFormatError (ValueError)  a file being imported is malformed
     ├── SourceError                     a remote source (PubMed) failed
     └── DecisionError (ValueError)      a screening decision breaks a rule
+        └── AlreadyDecided              the record was decided already (maybe a moment ago, by someone else)
 
 Library code raises these, wrapping other libraries' errors with ``raise ... from e``.
 Only the CLI and the dashboard turn them into messages and exit codes.
@@ -67,3 +68,27 @@ class SourceError(ScreeningError):
 
 class DecisionError(ScreeningError, ValueError):
     """A screening decision breaks a rule of the project."""
+
+
+class AlreadyDecided(DecisionError):
+    """The record no longer takes this reviewer's decision: someone decided it (perhaps a moment ago).
+
+    ``decided_by`` names who, so a page can say so and offer a revision.
+    """
+
+    def __init__(
+        self, message: str, *, record_id: int, decided_by: tuple[str, ...] = (), value: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.record_id = record_id
+        self.decided_by = decided_by
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_already_decided, (str(self), self.record_id, self.decided_by, self.value))
+
+
+def _rebuild_already_decided(
+    message: str, record_id: int, decided_by: tuple[str, ...], value: str | None
+) -> AlreadyDecided:
+    return AlreadyDecided(message, record_id=record_id, decided_by=decided_by, value=value)

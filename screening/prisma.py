@@ -38,10 +38,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .decisions import Outcome, collect_stage, stage_outcomes
 from .errors import ConfigError, ScreeningError
 from .reviewers import list_reasons
-from .schema import Record, RecordSource, Source
+from .schema import Record, RecordSource, Source, Stage
+from .snapshot import Outcome, read_project
 from .store import Store
 
 OTHER_KINDS = ("website", "organisation", "citation")
@@ -174,11 +174,9 @@ def prisma_counts(store: Store) -> PrismaCounts:
     with store.read() as s:
         sources = {sid: (name, kind) for sid, name, kind in s.execute(select(Source.id, Source.name, Source.kind))}
         records = _records(s)
-        ta = stage_outcomes(s, "title_abstract")
-        ft_data = collect_stage(s, "full_text")
-        ft = stage_outcomes(s, "full_text", ft_data)
-        retrieved = ft_data.retrieval
-        reason_order = list_reasons(s, "full_text")
+        state = read_project(s)
+        reason_order = list_reasons(s, Stage.FULL_TEXT)
+    ta, ft, retrieved = state.title_abstract.outcomes, state.full_text.outcomes, state.full_text.retrieval
     counts = PrismaCounts()
     identified: dict[str, Counter[str]] = {"database": Counter(), "register": Counter()}
     other_counts: Counter[str] = Counter()

@@ -15,6 +15,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import ConfigError
+from .outputs import Protected, output_path, write_output
 from .prisma import Flow, PrismaCounts, check_identities
 
 FORMATS = ("svg", "png")
@@ -330,13 +331,18 @@ def to_png(counts: PrismaCounts, path: str | Path, *, dpi: int = PNG_DPI) -> Pat
     return path
 
 
-def write_diagram(counts: PrismaCounts, path: str | Path, fmt: str | None = None) -> Path:
-    """Write the diagram to ``path`` as SVG or PNG (from ``fmt`` or the file's suffix)."""
+def write_diagram(counts: PrismaCounts, path: str | Path, fmt: str | None = None, *, protect: Protected = None) -> Path:
+    """Write the diagram to ``path`` as SVG or PNG (from ``fmt`` or the file's suffix).
+
+    Written atomically, and never onto ``protect`` (the project's database): see :mod:`screening.outputs`.
+    """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"--format: {fmt!r} is not a diagram format ({', '.join(FORMATS)})")
     if fmt == "png":
-        return to_png(counts, path)
-    path.write_text(to_svg(counts), encoding="utf-8")
-    return path
+        check_identities(counts)  # before any file is touched
+        with output_path(path, protect=protect) as tmp:
+            to_png(counts, tmp)
+        return path
+    return write_output(path, to_svg(counts), protect=protect)

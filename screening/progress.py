@@ -1,8 +1,13 @@
-"""Read-only views of screening progress, for the dashboard and the CLI.
+"""Views of screening progress, and the queue that gives each reviewer their next record.
 
-What a reviewer should screen next (and whether a record still needs their vote),
-decisions over time, the recall curve in decision order, and the records left.
-Every function reads the store in one transaction and writes nothing.
+What a reviewer should screen next, whether a record still needs their vote, decisions
+over time, the recall curve in decision order, and the records left: each reads one
+:class:`~screening.snapshot.StageSnapshot` in one transaction.
+
+:func:`claim_next` is the one write here: it gives a reviewer the best-ranked record that
+still needs their vote and that no one else has on screen, and holds it for them with a
+short lease, so two reviewers screening at once are shown different records. The lease
+only steers what is shown; the decision itself is checked again when it is written.
 """
 
 from __future__ import annotations
@@ -10,17 +15,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from .decisions import AWAITING, UNSCREENED, collect_stage, outcome, stage_outcomes
-from .errors import RecordNotFound
-from .reviewers import check_stage, get_mode, reviewer_by_name
-from .schema import Decision, Record
+from .reviewers import check_stage, reviewer_by_name, reviewer_names
+from .schema import Decision, Lease, Record, Stage, utcnow
+from .snapshot import OPEN_STATUSES, SCREEN_VALUES, StageSnapshot, read_project, read_stage
 from .store import Store
 
-OPEN_STATUSES = (UNSCREENED, AWAITING)  # a record in one of these may still take a new vote
+__all__ = ["OPEN_STATUSES"]
+LEASE_SECONDS = 120  # how long a record stays reserved for the reviewer it is shown to, renewed on every draw
 
 
 @dataclass(frozen=True)
@@ -41,128 +47,200 @@ class CurvePoint:
     relevant: int
 
 
-def _group(session: Session, record_id: int) -> tuple[int, list[int]]:
-    """(canonical id, ids of every member of its group) of ``record_id``."""
+def _live_ids(session: Session) -> set[int]:
+    query = select(Record.id).where(Record.canonical_id.is_(None), Record.deleted_from_source.is_(False))
+    return set(session.scalars(query))
+
+
+def _group(session: Session, record_id: int) -> tuple[int, list[int]] | None:
+    """(canonical id, ids of every member) of a live record's group; None when missing or withdrawn."""
     record = session.get(Record, int(record_id))
-    if record is None:
-        raise RecordNotFound(f"no record with id {record_id} in this project")
+    if record is None or record.deleted_from_source:
+        return None
     canonical = record.canonical_id or record.id
-    members = session.scalars(
-        select(Record.id).where(or_(Record.id == canonical, Record.canonical_id == canonical))
-    ).all()
-    return canonical, list(members)
+    members = select(Record.id).where((Record.id == canonical) | (Record.canonical_id == canonical))
+    return canonical, list(session.scalars(members))
 
 
-def _live_votes(stage: str):
-    """Screen decisions at ``stage`` that are votes: neither undo rows nor undone."""
-    undone = select(Decision.undoes_id).where(Decision.undoes_id.is_not(None)).scalar_subquery()
-    return (
-        (Decision.stage == stage)
-        & (Decision.kind == "screen")
-        & Decision.undoes_id.is_(None)
-        & Decision.id.not_in(undone)
-        & Decision.value.in_(("include", "exclude", "maybe"))
-    )
-
-
-def voted_by(store: Store, reviewer: str, stage: str = "title_abstract") -> set[int]:
+def voted_by(store: Store, reviewer: str, stage: str = Stage.TITLE_ABSTRACT) -> set[int]:
     """Canonical ids of the records on which ``reviewer`` has a live vote at ``stage``."""
-    check_stage(stage)
     with store.read() as s:
         who = reviewer_by_name(s, reviewer)
-        group = func.coalesce(Record.canonical_id, Record.id)
-        query = (
-            select(group)
-            .select_from(Decision)
-            .join(Record, Record.id == Decision.record_id)
-            .where(_live_votes(stage), Decision.reviewer_id == who.id)
-        )
-        return set(s.scalars(query))
+        return set(read_stage(s, stage).votes_of(who.id))
 
 
-def needs_vote(store: Store, record_id: int, *, reviewer: str, stage: str = "title_abstract") -> bool:
-    """True if ``reviewer`` should still screen this record: the check made right before drawing and writing.
+def needs_vote(store: Store, record_id: int, *, reviewer: str, stage: str = Stage.TITLE_ABSTRACT) -> bool:
+    """True if ``reviewer`` should still screen this record.
 
-    Single mode: nobody has decided it (a 'maybe' counts as seen). Dual mode: it is
+    Single mode: nobody has decided it (a 'maybe' counts as decided). Dual mode: it is
     unscreened or awaiting a second vote, and that vote is not this reviewer's.
     """
     check_stage(stage)
     with store.read() as s:
         who = reviewer_by_name(s, reviewer)
-        record = s.get(Record, int(record_id))
-        if record is None or record.deleted_from_source:
+        found = _group(s, record_id)
+        if found is None:
             return False
-        canonical, members = _group(s, record_id)
-        state = collect_stage(s, stage, members).state(canonical)
-        if state is not None and who.id in state.votes:
-            return False
-        mode = get_mode(s, stage)
-        status = outcome(state, mode).status
-        return status == UNSCREENED or (mode.dual and status == AWAITING)
+        group, members = found
+        return read_stage(s, stage, members).is_open(group, who.id)
 
 
 def next_for_reviewer(
-    store: Store, ranked_ids: Iterable[int], *, reviewer: str, stage: str = "title_abstract"
+    store: Store, ranked_ids: Iterable[int], *, reviewer: str, stage: str = Stage.TITLE_ABSTRACT
 ) -> int | None:
-    """The first of ``ranked_ids`` (best first) that ``reviewer`` still needs to screen, checked in the database."""
-    mine = voted_by(store, reviewer, stage)
-    for record_id in ranked_ids:
-        if record_id in mine:
-            continue
-        if needs_vote(store, record_id, reviewer=reviewer, stage=stage):
-            return int(record_id)
-    return None
+    """The first of ``ranked_ids`` (best first) that ``reviewer`` still needs to screen (no lease taken)."""
+    with store.read() as s:
+        who = reviewer_by_name(s, reviewer)
+        snap = read_stage(s, stage)
+        live = _live_ids(s)
+        return next((int(r) for r in ranked_ids if int(r) in live and snap.is_open(int(r), who.id)), None)
 
 
 def records_left(
     store: Store,
     *,
     reviewer: str | None = None,
-    stage: str = "title_abstract",
+    stage: str = Stage.TITLE_ABSTRACT,
     live_ids: Collection[int] | None = None,
 ) -> int:
     """Live canonical records still open at ``stage`` (for ``reviewer``: those still needing their vote).
 
-    Counted as all live records minus the live ones whose decisions close them, so the cost
-    grows with the decisions made. ``live_ids``, the live canonical ids, saves a scan of the
-    records table when the caller already holds them (the dashboard's ranker does).
+    ``live_ids``, the live canonical ids, saves a scan of the records table when the caller
+    already holds them (the dashboard's ranker does).
     """
     check_stage(stage)
     with store.read() as s:
-        if live_ids is None:
-            live_ids = set(
-                s.scalars(select(Record.id).where(Record.canonical_id.is_(None), Record.deleted_from_source.is_(False)))
-            )
-        data = collect_stage(s, stage)
-        judged = stage_outcomes(s, stage, data)
-        dual = get_mode(s, stage).dual
         who = reviewer_by_name(s, reviewer).id if reviewer else None
-    closed = 0
-    for rid in data.groups():
-        if rid not in live_ids:
-            continue
-        o = judged.get(rid)
-        status = o.status if o is not None else UNSCREENED
-        still_open = status == UNSCREENED or (dual and status == AWAITING)
-        closed += not still_open or (who is not None and who in data.votes.get(rid, {}))
-    return len(live_ids) - closed
+        snap = read_stage(s, stage)
+        return snap.open_count(live_ids if live_ids is not None else _live_ids(s), who)
 
 
-def decisions_over_time(store: Store, stage: str = "title_abstract") -> list[DayCount]:
+def screened_count(store: Store, *, reviewer: str, stage: str = Stage.TITLE_ABSTRACT) -> int:
+    """How many records ``reviewer`` has a live vote on at ``stage``."""
+    return len(voted_by(store, reviewer, stage))
+
+
+# -- the queue --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """What the Screen page draws: the reviewer's next record (None: nothing left) and its counts.
+
+    ``screened`` and ``left`` come from the same snapshot the record was checked against.
+    ``held_by_others`` counts open records skipped because another reviewer has them on screen.
+    """
+
+    record_id: int | None
+    screened: int
+    left: int
+    held_by_others: int = 0
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _active_leases(session: Session, stage: str, now: datetime) -> dict[int, set[int]]:
+    """Record id -> reviewers holding it on screen; expired leases are removed on the way."""
+    held: dict[int, set[int]] = {}
+    expired = []
+    for lease in session.scalars(select(Lease).where(Lease.stage == str(stage))):
+        if _as_utc(lease.expires_at) <= now:
+            expired.append(lease)
+        else:
+            held.setdefault(lease.record_id, set()).add(lease.reviewer_id)
+    for lease in expired:
+        session.delete(lease)
+    return held
+
+
+def _hold(session: Session, record_id: int | None, stage: str, reviewer_id: int, until: datetime) -> None:
+    """The reviewer holds at most one record per stage: this one, until ``until``."""
+    session.execute(delete(Lease).where(Lease.stage == str(stage), Lease.reviewer_id == reviewer_id))
+    if record_id is not None:
+        session.add(Lease(record_id=record_id, stage=str(stage), reviewer_id=reviewer_id, expires_at=until))
+
+
+def claim_next(
+    store: Store,
+    ranked_ids: Iterable[int],
+    *,
+    reviewer: str,
+    stage: str = Stage.TITLE_ABSTRACT,
+    prefer: int | None = None,
+    live_ids: Collection[int] | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+    now: datetime | None = None,
+) -> Claim:
+    """Give ``reviewer`` their next record and hold it for them, in one write transaction.
+
+    The record is ``prefer`` (say, the one an undo brought back) if it still needs this
+    reviewer, else the first of ``ranked_ids`` that does and that no one else holds (in dual
+    mode a record is held only once the votes it still needs are all spoken for). A record
+    the reviewer already holds stays theirs. Nothing available in ``ranked_ids``: a record
+    id of None, and the caller may try a longer ranking.
+    """
+    check_stage(stage)
+    now = _as_utc(now or utcnow())
+    with store.begin() as s:
+        who = reviewer_by_name(s, reviewer)
+        snap = read_stage(s, stage)
+        live = live_ids if live_ids is not None else _live_ids(s)
+        held = _active_leases(s, stage, now)
+        skipped = 0
+
+        def available(group: int) -> bool:
+            nonlocal skipped
+            if group not in live or not snap.is_open(group, who.id):
+                return False
+            others = held.get(group, set()) - {who.id}
+            if len(others) >= snap.votes_needed(group):
+                skipped += 1
+                return False
+            return True
+
+        candidates = ([int(prefer)] if prefer is not None else []) + [int(r) for r in ranked_ids]
+        chosen = next((group for group in candidates if available(group)), None)
+        _hold(s, chosen, stage, who.id, now + timedelta(seconds=lease_seconds))
+        return Claim(
+            record_id=chosen,
+            screened=len(snap.votes_of(who.id)),
+            left=snap.open_count(live, who.id),
+            held_by_others=skipped,
+        )
+
+
+def release(store: Store, *, reviewer: str, stage: str = Stage.TITLE_ABSTRACT) -> None:
+    """The reviewer leaves the Screen page (or signs out): their record is free for others at once."""
+    with store.begin() as s:
+        who = reviewer_by_name(s, reviewer)
+        _hold(s, None, stage, who.id, utcnow())
+
+
+# -- history views ----------------------------------------------------------------------
+def _live_vote_ids(snap: StageSnapshot) -> set[int]:
+    return {vote.id for by in snap.votes.values() for vote in by.values()}
+
+
+def decisions_over_time(store: Store, stage: str = Stage.TITLE_ABSTRACT) -> list[DayCount]:
     """Live screening votes per day, reviewer and value, oldest day first."""
-    from .reviewers import reviewer_names
-
     check_stage(stage)
     with store.read() as s:
+        live = _live_vote_ids(read_stage(s, stage))
         rows = s.execute(
-            select(Decision.created_at, Decision.reviewer_id, Decision.value).where(_live_votes(stage))
+            select(Decision.id, Decision.created_at, Decision.reviewer_id, Decision.value).where(
+                Decision.stage == str(stage), Decision.kind == "screen", Decision.value.in_(SCREEN_VALUES)
+            )
         ).all()
         names = reviewer_names(s)
-    counts = Counter((created.date().isoformat(), names.get(rid, str(rid)), value) for created, rid, value in rows)
+    counts = Counter(
+        (created.date().isoformat(), names.get(rid, str(rid)), value)
+        for did, created, rid, value in rows
+        if did in live
+    )
     return [DayCount(day, who, value, n) for (day, who, value), n in sorted(counts.items())]
 
 
-def recall_curve(store: Store, stage: str = "title_abstract") -> list[CurvePoint]:
+def recall_curve(store: Store, stage: str = Stage.TITLE_ABSTRACT) -> list[CurvePoint]:
     """Relevant records found against records screened, in the order they were first screened.
 
     A record counts as screened at its first live vote and as relevant if its final
@@ -170,31 +248,13 @@ def recall_curve(store: Store, stage: str = "title_abstract") -> list[CurvePoint
     """
     check_stage(stage)
     with store.read() as s:
-        group = func.coalesce(Record.canonical_id, Record.id)
-        order = s.scalars(
-            select(group)
-            .select_from(Decision)
-            .join(Record, Record.id == Decision.record_id)
-            .where(_live_votes(stage))
-            .order_by(Decision.id)
-        ).all()
-        final = stage_outcomes(s, stage)
-    seen: set[int] = set()
+        sequence = read_stage(s, stage).sequence()
     points = [CurvePoint(0, 0)]
     relevant = 0
-    for rid in order:
-        if rid in seen:
-            continue
-        seen.add(rid)
-        o = final.get(rid)
-        relevant += o is not None and o.final == "include"
-        points.append(CurvePoint(len(seen), relevant))
+    for n, (_, value) in enumerate(sequence, start=1):
+        relevant += value == "include"
+        points.append(CurvePoint(n, relevant))
     return points
-
-
-def screened_count(store: Store, *, reviewer: str, stage: str = "title_abstract") -> int:
-    """How many records ``reviewer`` has a live vote on at ``stage``."""
-    return len(voted_by(store, reviewer, stage))
 
 
 @dataclass(frozen=True)
@@ -212,18 +272,18 @@ class FullTextItem:
 def full_text_queue(store: Store) -> list[FullTextItem]:
     """Every report sought, by record id, with its retrieval and full-text outcome."""
     with store.read() as s:
-        sought = sorted(rid for rid, o in stage_outcomes(s, "title_abstract").items() if o.final == "include")
-        data = collect_stage(s, "full_text")
-        full = stage_outcomes(s, "full_text", data)
+        state = read_project(s)
+        sought = sorted(rid for rid, o in state.title_abstract.outcomes.items() if o.final == "include")
         titles = {rid: title for rid, title in s.execute(select(Record.id, Record.title).where(Record.id.in_(sought)))}
+    ft = state.full_text
     return [
         FullTextItem(
             record_id=rid,
             title=titles.get(rid) or "",
-            retrieval=data.retrieval.get(rid),
-            status=full[rid].status if rid in full else UNSCREENED,
-            value=full[rid].value if rid in full else None,
-            reason=full[rid].reason if rid in full else None,
+            retrieval=ft.retrieval.get(rid),
+            status=ft.outcome(rid).status,
+            value=ft.outcome(rid).value,
+            reason=ft.outcome(rid).reason,
         )
         for rid in sought
     ]

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .decisions import MAYBE, retrievals, stage_outcomes
 from .errors import ConfigError
-from .schema import DuplicatePair, Record, RecordSource, Source
+from .schema import DuplicatePair, Record, RecordSource, Source, Stage
+from .snapshot import MAYBE, ProjectSnapshot, read_project
 from .sources import BIBLIOGRAPHIC_FIELDS
 from .store import Store
 
@@ -39,14 +39,14 @@ def _group_sources(session: Session) -> dict[int, list[str]]:
     return out
 
 
-def _final_state(session: Session) -> dict[int, tuple[str, str | None]]:
+def _final_state(project: ProjectSnapshot) -> dict[int, tuple[str, str | None]]:
     """Canonical id -> (decision, reason): full text where decided there, else title/abstract."""
     state: dict[int, tuple[str, str | None]] = {}
-    for stage in ("title_abstract", "full_text"):
-        for gid, outcome in stage_outcomes(session, stage).items():
+    for stage in Stage:
+        for gid, outcome in project.stage(stage).outcomes.items():
             if outcome.final:
                 state[gid] = (outcome.final, outcome.reason)
-            elif outcome.status == MAYBE and stage == "title_abstract":
+            elif outcome.status == MAYBE and stage == Stage.TITLE_ABSTRACT:
                 state[gid] = ("maybe", None)
     return state
 
@@ -71,7 +71,7 @@ def export_rows(store: Store, what: str = "all") -> Iterator[dict[str, Any]]:
         raise ConfigError(f"--what: {what!r} is not one of {', '.join(EXPORT_SELECTIONS)}")
     with store.read() as session:
         sources = _group_sources(session)
-        state = _final_state(session)
+        state = _final_state(read_project(session))
         records = session.scalars(select(Record).where(Record.canonical_id.is_(None)).order_by(Record.id))
         for record in records:
             decision, reason = state.get(record.id, (None, None))
@@ -135,16 +135,15 @@ def status(store: Store) -> StatusReport:
                     unique=unique or 0,
                 )
             )
+        project = read_project(session)
         stages: dict[str, dict[str, int]] = {}
-        for stage in ("title_abstract", "full_text"):
-            tally = Counter(
-                o.value if o.final or o.status == MAYBE else o.status for o in stage_outcomes(session, stage).values()
-            )
-            stages[stage] = dict(sorted(tally.items()))
-        fetched = Counter(retrievals(session).values())
-        stages["full_text"].update({k: v for k, v in fetched.items()})
-        screened = sum(v for k, v in stages["title_abstract"].items() if k in ("include", "exclude"))
-        stages["title_abstract"]["undecided"] = counts.unique - screened
+        for stage in Stage:
+            outcomes = project.stage(stage).outcomes.values()
+            tally = Counter(o.value if o.final or o.status == MAYBE else o.status for o in outcomes)
+            stages[stage.value] = dict(sorted(tally.items()))
+        stages[Stage.FULL_TEXT].update(Counter(project.full_text.retrieval.values()))
+        screened = sum(v for k, v in stages[Stage.TITLE_ABSTRACT].items() if k in ("include", "exclude"))
+        stages[Stage.TITLE_ABSTRACT]["undecided"] = counts.unique - screened
     return StatusReport(
         name=str(store.get_setting("name", "")),
         records=counts.records,

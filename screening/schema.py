@@ -10,6 +10,7 @@ runs on PostgreSQL. Changes to this file need a new Alembic migration in
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -25,10 +26,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-STAGES = ("title_abstract", "full_text")
+
+class Stage(StrEnum):
+    """The two screening stages; their values are what the database and the CLI hold."""
+
+    TITLE_ABSTRACT = "title_abstract"
+    FULL_TEXT = "full_text"
+
+
+STAGES = tuple(Stage)
 DECISION_VALUES = ("include", "exclude", "maybe", "retrieved", "not_retrieved", "undo")
 DECISION_KINDS = ("screen", "prior", "resolution", "automation")
 SOURCE_KINDS = ("database", "register", "website", "organisation", "citation", "other")
@@ -189,7 +200,13 @@ class ExclusionReason(Base):
 
 
 class Decision(Base):
-    """One screening act. Rows are never updated or deleted: undo is a new row."""
+    """One screening act. Rows are never updated or deleted: undo is a new row.
+
+    ``revises_id``: on a decision, the decision it replaces (a revision: written with an
+    undo of that decision in the same transaction; a resolution: the record's previous
+    resolution). On an undo row, set when the undo was written by a revision, so that
+    undoing the revision brings the revised decision back (as a copy of it).
+    """
 
     __tablename__ = "decisions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -201,6 +218,7 @@ class Decision(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="RESTRICT"))
+    revises_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     __table_args__ = (
         CheckConstraint(_in("stage", STAGES), name="stage"),
@@ -209,6 +227,39 @@ class Decision(Base):
         CheckConstraint("(value = 'undo') = (undoes_id IS NOT NULL)", name="undo_target"),
         Index("ix_decisions_record_stage", "record_id", "stage"),
     )
+
+
+# The rules that must hold whatever the application does, enforced by unique indexes:
+# a decision is undone at most once, and a record's resolutions at a stage form one chain
+# (each new one names the one before it), so two adjudicators cannot both resolve a record.
+ONE_UNDO_INDEX = "uq_decisions_undoes_id"
+ONE_RESOLUTION_INDEX = "uq_decisions_resolution_chain"
+RESOLUTION_ROWS = "kind = 'resolution' AND value <> 'undo'"
+Index(ONE_UNDO_INDEX, Decision.undoes_id, unique=True)
+Index(
+    ONE_RESOLUTION_INDEX,
+    Decision.record_id,
+    Decision.stage,
+    func.coalesce(Decision.revises_id, 0),
+    unique=True,
+    sqlite_where=text(RESOLUTION_ROWS),
+    postgresql_where=text(RESOLUTION_ROWS),
+)
+
+
+class Lease(Base):
+    """A record on a reviewer's screen: others are shown other records until the lease expires.
+
+    Not part of the audit trail: leases only steer who is shown what; the decision write
+    checks the record's state itself.
+    """
+
+    __tablename__ = "leases"
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint(_in("stage", STAGES), name="stage"),)
 
 
 class AuditEvent(Base):

@@ -4,6 +4,16 @@ A project is one database: a SQLite file by default (WAL journal, foreign keys o
 or any SQLAlchemy URL, such as ``postgresql+psycopg2://...``. Every write happens
 inside ``Store.begin()``, one transaction, so a failed import or a killed process
 leaves the project as it was before.
+
+Transactions isolate what they read as well as what they write, so a check and the
+write that depends on it cannot be split by another process:
+
+* on SQLite a write transaction starts with ``BEGIN IMMEDIATE`` (it holds the write lock
+  from its first statement, so writers run one after the other), and a read transaction
+  with ``BEGIN``, which in WAL mode reads one snapshot however long it runs;
+* on PostgreSQL reads run at ``REPEATABLE READ`` (one snapshot), and writes lock the rows
+  their checks depend on (``SELECT ... FOR UPDATE``, see :func:`lock_rows`) under
+  unique indexes that hold the rules whatever the application does.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, Select, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,12 +54,24 @@ def resolve_url(db: str | os.PathLike[str] | None) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The driver's own implicit transactions start only at the first write, so reads before it
+    # are not isolated: turn them off and say BEGIN ourselves (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA recursive_triggers=ON")  # a REPLACE's implicit delete fires the append-only trigger
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.close()
+
+
+WRITE_OPTIONS = {"screening_write": True}
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """BEGIN IMMEDIATE for a write transaction (the write lock first, then the reads), BEGIN for a read."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("screening_write") else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -57,8 +79,14 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def lock_rows(session: Session, query: Select[Any]) -> list[Any]:
+    """Run ``query`` with ``FOR UPDATE`` (PostgreSQL row locks; on SQLite the transaction holds the write lock)."""
+    return list(session.scalars(query.with_for_update()))
 
 
 @dataclass(frozen=True)
@@ -95,21 +123,33 @@ class Store:
             return Path(url.database)
         return None
 
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
     @contextmanager
     def begin(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any error."""
+        """One write transaction: committed when the block ends, rolled back on any error.
+
+        Everything read inside it is what the write is based on: on SQLite no other writer
+        can commit in between (``BEGIN IMMEDIATE``); on PostgreSQL lock the rows a check
+        depends on with :func:`lock_rows`.
+        """
         with self._sessions() as session:
             try:
                 with session.begin():
+                    session.connection(execution_options=WRITE_OPTIONS)
                     yield session
             except OperationalError as e:
                 raise StoreError(f"database error in {self.url}: {e.orig}") from e
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for queries only."""
+        """A read-only transaction: every query in it sees the same snapshot of the project."""
         with self._sessions() as session:
-            yield session
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session  # closing the session ends the transaction (objects read stay usable)
 
     # -- settings and audit ------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:

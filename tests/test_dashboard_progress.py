@@ -81,14 +81,13 @@ def test_decisions_over_time_and_recall_curve_follow_decision_order(project: Sto
     decide(project, 3, "exclude", reviewer="alice", now=DAY1)
     decide(project, 5, "include", reviewer="alice", now=DAY1)
     decide(project, 6, "include", reviewer="bob", now=DAY2)
-    decide(project, 6, "exclude", reviewer="alice", now=DAY2)  # single mode: the latest vote wins
+    decide(project, 6, "exclude", reviewer="alice", revise=True, now=DAY2)  # single mode: a revision replaces it
     decide(project, 7, "include", reviewer="bob", now=DAY2)
     undo(project, reviewer="bob", now=DAY2)  # the include on 7 is gone
     assert decisions_over_time(project) == [
         DayCount("2026-11-02", "alice", "exclude", 1),
         DayCount("2026-11-02", "alice", "include", 1),
         DayCount("2026-11-03", "alice", "exclude", 1),
-        DayCount("2026-11-03", "bob", "include", 1),
     ]
     assert recall_curve(project) == [CurvePoint(0, 0), CurvePoint(1, 0), CurvePoint(2, 1), CurvePoint(3, 1)]
 

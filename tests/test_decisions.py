@@ -15,7 +15,7 @@ from sqlalchemy.exc import DatabaseError
 
 from screening import decisions as d
 from screening.agreement import agreement, cohen_kappa
-from screening.errors import ConfigError, DecisionError, RecordNotFound
+from screening.errors import AlreadyDecided, ConfigError, DecisionError, RecordNotFound
 from screening.ingest import add_citations, new_source
 from screening.reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
 from screening.schema import AuditEvent, Decision, Record
@@ -80,7 +80,10 @@ def test_single_mode_latest_decision_is_final_and_maybe_is_undecided(project) ->
     d.decide(store, ids[0], "include", reviewer="alice")
     d.decide(store, ids[1], "maybe", reviewer="alice")
     d.decide(store, ids[2], "exclude", reviewer="alice", reason="not about estrogen", note="animal study")
-    d.decide(store, ids[2], "include", reviewer="bob")  # a later decision wins in single mode
+    with pytest.raises(AlreadyDecided, match="already decided at title_abstract: exclude by alice") as refused:
+        d.decide(store, ids[2], "include", reviewer="bob")  # single mode: one decision per record
+    assert refused.value.decided_by == ("alice",)
+    d.decide(store, ids[2], "include", reviewer="bob", revise=True)  # a revision replaces it
     assert _labels(store) == {ids[0]: "include", ids[1]: "maybe", ids[2]: "include"}
     status = d.record_status(store, ids[1])
     assert status.title_abstract.status == d.MAYBE and status.title_abstract.final is None
@@ -89,20 +92,25 @@ def test_single_mode_latest_decision_is_final_and_maybe_is_undecided(project) ->
 def test_undo_cancels_the_reviewers_latest_decision_and_walks_back(project) -> None:
     store, ids, _ = project
     first = d.decide(store, ids[0], "include", reviewer="alice")
-    second = d.decide(store, ids[0], "exclude", reviewer="alice")
+    second = d.decide(store, ids[0], "exclude", reviewer="alice", revise=True)
+    assert second.revises_id == first.id
+    assert _labels(store)[ids[0]] == "exclude"
     d.decide(store, ids[1], "include", reviewer="bob")
     undone = d.undo(store, reviewer="alice")
     assert (undone.value, undone.undoes_id, undone.record_id) == ("undo", second.id, ids[0])
-    assert _labels(store)[ids[0]] == "include"  # back to the first decision
+    assert _labels(store)[ids[0]] == "include"  # undoing the revision brings the first decision back
     d.undo(store, reviewer="alice")
     assert ids[0] not in _labels(store)
     assert _labels(store) == {ids[1]: "include"}  # bob's decision untouched
     with pytest.raises(DecisionError, match="'alice' has no decision left to undo"):
         d.undo(store, reviewer="alice")
     history = d.history(store, ids[0])
-    assert [e.value for e in history] == ["include", "exclude", "undo", "undo"]
-    assert history[0].id == first.id and history[0].undone_by == history[3].id
-    assert history[1].undone_by == history[2].id
+    # include; the revision (undo of it + exclude); undo of the exclude + the include restored; undo of that
+    assert [e.value for e in history] == ["include", "undo", "exclude", "undo", "include", "undo"]
+    assert history[0].id == first.id and history[1].undoes_id == first.id and history[2].id == second.id
+    assert history[1].revises_id == first.id  # the revision's undo, marked as such
+    assert history[2].undone_by == history[3].id and history[4].undone_by == history[5].id
+    assert history[4].note == f"decision {first.id} restored: the revision that replaced it was undone"
 
 
 def test_undo_can_be_limited_to_a_stage(project) -> None:
@@ -175,9 +183,11 @@ def test_prior_labels_of_duplicates_count_for_the_group(store: Store) -> None:
     result = _labels(store)
     assert included[1] not in result and result[included[0]] == "include"
     assert sorted(v for v in result.values()) == ["exclude"] * 10 + ["include"] * 5
-    # a reviewer's decision outranks the imported label
+    # the imported label is a decision: a reviewer changes it with a revision, never by accident
     add_reviewer(store, "alice")
-    d.decide(store, included[0], "exclude", reviewer="alice")
+    with pytest.raises(AlreadyDecided, match="include by import \\(imported label\\)"):
+        d.decide(store, included[1], "exclude", reviewer="alice")  # through the duplicate, to the group
+    d.decide(store, included[1], "exclude", reviewer="alice", revise=True)
     assert _labels(store)[included[0]] == "exclude"
 
 
@@ -190,8 +200,15 @@ def test_dual_mode_needs_two_agreeing_reviewers(project) -> None:
     assert d.record_status(store, ids[0]).title_abstract.status == d.AWAITING
     d.decide(store, ids[0], "include", reviewer="bob")
     assert _labels(store) == {ids[0]: "include"}
+    # the record takes no third vote, and no second vote from the same reviewer unless revised
+    with pytest.raises(AlreadyDecided, match="two votes dual screening needs"):
+        d.decide(store, ids[0], "exclude", reviewer="carol")
+    with pytest.raises(AlreadyDecided, match="you \\(bob\\) already decided 'include'"):
+        d.decide(store, ids[0], "exclude", reviewer="bob")
+    with pytest.raises(AlreadyDecided, match="two votes"):
+        d.decide(store, ids[0], "exclude", reviewer="carol", revise=True)  # not carol's vote to change
     # a change of mind by one of them turns agreement into a conflict
-    d.decide(store, ids[0], "exclude", reviewer="bob")
+    d.decide(store, ids[0], "exclude", reviewer="bob", revise=True)
     assert _labels(store) == {}
     assert [c.record_id for c in d.conflicts(store, "title_abstract")] == [ids[0]]
 

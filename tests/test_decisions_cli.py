@@ -87,11 +87,14 @@ def test_decide_undo_conflicts_resolve_history(db: Path) -> None:
 
 def test_history_exports_to_a_csv_file(db: Path, tmp_path: Path) -> None:
     run("decide", 3, "maybe", "--db", db, "--reviewer", "alice")
-    run("decide", 3, "include", "--db", db, "--reviewer", "alice")
+    refused = CliRunner().invoke(app, ["decide", "3", "include", "--db", str(db), "--reviewer", "alice"])
+    assert refused.exit_code == 1 and "already decided 'maybe'" in refused.output and "--revise" in refused.output
+    run("decide", 3, "include", "--db", db, "--reviewer", "alice", "--revise")
     out = tmp_path / "history.csv"
     run("history", 3, "--db", db, "--format", "csv", "--out", out)
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
-    assert [r["value"] for r in rows] == ["maybe", "include"]
+    assert [r["value"] for r in rows] == ["maybe", "undo", "include"]
+    assert rows[2]["revises_id"] == rows[0]["id"] == rows[1]["undoes_id"]
     assert list(rows[0]) == [
         "id",
         "record_id",
@@ -103,6 +106,7 @@ def test_history_exports_to_a_csv_file(db: Path, tmp_path: Path) -> None:
         "note",
         "created_at",
         "undoes_id",
+        "revises_id",
         "undone_by",
     ]
     assert "title/abstract: decided include" in run("history", 3, "--db", db)

@@ -15,10 +15,12 @@ from rich.table import Table
 from .. import decisions as lib
 from ..agreement import agreement
 from ..errors import ConfigError
+from ..outputs import write_output
 from ..prisma import checked_counts, to_json, to_template_csv
 from ..prisma_diagram import write_diagram
 from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
 from ..schema import STAGES
+from ..store import Store
 from .common import DbOption, console, handle_errors, open_project
 
 ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Registered reviewer name (see 'reviewers add').")]
@@ -31,6 +33,10 @@ RecordArg = Annotated[int, typer.Argument(help="Record id (a duplicate's id appl
 ValueArg = Annotated[str, typer.Argument(help="include, exclude or maybe.")]
 ExportFormat = Annotated[str, typer.Option("--format", help="table, csv or json.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of the screen.")]
+ReviseOption = Annotated[
+    bool,
+    typer.Option("--revise", help="Change a decision already made (written as an undo of it plus the new decision)."),
+]
 
 PRISMA_FORMATS = ("csv", "json", "svg", "png")
 _STAGE_SHORT = {"title_abstract": "TiAb", "full_text": "full text"}
@@ -45,11 +51,12 @@ def _said(result: lib.DecisionResult) -> str:
     return text
 
 
-def _emit(text: str, out: Path | None) -> None:
+def _emit(text: str, out: Path | None, protect: Store | None = None) -> None:
+    """Print, or write ``out`` atomically; an ``out`` that is the project's database is refused."""
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        out.write_text(text, encoding="utf-8")
+        write_output(out, text, protect=protect)
         console.print(f"Wrote {out}")
 
 
@@ -78,11 +85,18 @@ def decide_command(
     stage: StageOption = "title_abstract",
     reason: ReasonOption = None,
     note: NoteOption = None,
+    revise: ReviseOption = False,
 ) -> None:
-    """Record a screening decision (a new row: earlier decisions are kept)."""
+    """Record a screening decision (a new row: earlier decisions are kept).
+
+    A record already decided (in single mode, by anyone) is refused with who decided it,
+    unless --revise says the decision is to be changed.
+    """
     with open_project(db) as store:
-        result = lib.decide(store, record, value, reviewer=reviewer, stage=stage, reason=reason, note=note)
-        console.print(_said(result), highlight=False)
+        result = lib.decide(
+            store, record, value, reviewer=reviewer, stage=stage, reason=reason, note=note, revise=revise
+        )
+        console.print(("revised " if result.revises_id else "") + _said(result), highlight=False)
 
 
 @handle_errors
@@ -90,10 +104,13 @@ def undo_command(
     db: DbOption,
     reviewer: ReviewerOption,
     stage: Annotated[str | None, typer.Option("--stage", help="Only undo a decision at this stage.")] = None,
+    decision: Annotated[
+        int | None, typer.Option("--decision", help="Undo exactly this decision (its id, see 'history').")
+    ] = None,
 ) -> None:
-    """Undo the reviewer's latest decision that is not already undone."""
+    """Undo the reviewer's latest decision that is not already undone (undoing a revision restores what it replaced)."""
     with open_project(db) as store:
-        result = lib.undo(store, reviewer=reviewer, stage=stage)
+        result = lib.undo(store, reviewer=reviewer, stage=stage, decision_id=decision)
         console.print(
             f"#{result.id}: {result.reviewer} undid decision {result.undoes_id} on record "
             f"{result.record_id} at {result.stage}",
@@ -110,10 +127,13 @@ def resolve_command(
     stage: StageOption = "title_abstract",
     reason: ReasonOption = None,
     note: NoteOption = None,
+    revise: ReviseOption = False,
 ) -> None:
-    """Settle a conflict as a third reviewer; kept as a resolution."""
+    """Settle a conflict as a third reviewer; kept as a resolution. A record is resolved once, unless --revise."""
     with open_project(db) as store:
-        result = lib.resolve(store, record, value, reviewer=reviewer, stage=stage, reason=reason, note=note)
+        result = lib.resolve(
+            store, record, value, reviewer=reviewer, stage=stage, reason=reason, note=note, revise=revise
+        )
         console.print("resolved " + _said(result), highlight=False)
 
 
@@ -186,10 +206,11 @@ def history_command(
             json.dumps({"record_id": status.record_id, "duplicates": status.duplicate_ids, "decisions": rows}, indent=2)
             + "\n",
             out,
+            store,
         )
         return
     if fmt == "csv":
-        _emit(_rows_csv(rows), out)
+        _emit(_rows_csv(rows), out, store)
         return
     if status.record_id != record:
         console.print(f"Record {record} is a duplicate of record {status.record_id}; showing the group.")
@@ -343,12 +364,12 @@ def prisma_command(
     if fmt in ("svg", "png"):
         if out is None:
             raise ConfigError(f"--out: a {fmt} diagram needs a file to write to")
-        write_diagram(counts, out, fmt)
+        write_diagram(counts, out, fmt, protect=store)
         console.print(f"Wrote {out}")
     elif fmt == "json":
-        _emit(json.dumps(to_json(counts), indent=2) + "\n", out)
+        _emit(json.dumps(to_json(counts), indent=2) + "\n", out, store)
     else:
-        _emit(to_template_csv(counts, template), out)
+        _emit(to_template_csv(counts, template), out, store)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from ..dedupe import dedupe, judge_pair, uncertain_pairs
 from ..errors import ConfigError
 from ..ingest import import_file
+from ..outputs import output_path
 from ..queries import EXPORT_SELECTIONS, export_rows, status
 from ..store import init_project
 from .common import DbOption, console, handle_errors, open_project
@@ -163,7 +164,8 @@ def export_command(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
     with open_project(db) as store:
         rows = list(export_rows(store, what))
-    EXPORT_FORMATS[fmt](rows, out)
+    with output_path(out, protect=store) as tmp:  # the writer's own format, written atomically
+        EXPORT_FORMATS[fmt](rows, tmp)
     console.print(f"Wrote {len(rows)} records to {out}")
 
 

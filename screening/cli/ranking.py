@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..outputs import check_output, output_path
 from ..ranking.active import STRATEGIES, LearnerConfig
 from ..ranking.datasets import read_dataset
 from ..ranking.embeddings import BUNDLED_MODEL, EmbeddingConfig, SentenceEmbedder
@@ -67,16 +68,21 @@ def simulate_command(
     for path in datasets:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
+    for option, target in (("--out", out), ("--plot", plot)):
+        if target is not None:  # refuse before the runs, which take minutes
+            check_output(target, inputs=datasets, option=option)
     extra = {"learner": LearnerConfig.with_embeddings(), "embedder": SentenceEmbedder()} if embeddings else {}
     table, runs = simulate_files(datasets, _parse_seeds(seeds), **extra)
     if out is not None:
-        table.to_csv(out, index=False)
+        with output_path(out, inputs=datasets) as tmp:
+            table.to_csv(tmp, index=False)
     if plot is not None:
         sizes = {}
         for path in datasets:
             data = read_dataset(path)
             sizes[data.name] = (data.n_records, data.n_included)
-        plot_recall(runs, sizes, plot)
+        with output_path(plot, inputs=datasets, option="--plot") as tmp:
+            plot_recall(runs, sizes, tmp)
     console.print(table.round(3).to_string(index=False))
     means = table.groupby("dataset")[["wss95", "wss100", "recall10", "seconds"]].mean().mean()
     console.print("mean over datasets: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))

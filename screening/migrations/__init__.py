@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from ..errors import SchemaError
 
@@ -28,6 +28,9 @@ def alembic_config() -> Config:
 
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
+
+
+MIGRATION_LOCK = 7_361_204  # PostgreSQL advisory lock: one process migrates a project at a time
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -46,6 +49,12 @@ def upgrade(engine: Engine) -> None:
     if current == script.get_current_head():
         return
     cfg = alembic_config()
-    with engine.begin() as conn:
+    # Two processes may open an old project at once: the second waits for the first's lock
+    # (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), then finds nothing left to do.
+    with engine.connect() as conn, conn.execution_options(screening_write=True).begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        if MigrationContext.configure(conn).get_current_revision() == script.get_current_head():
+            return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

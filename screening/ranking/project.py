@@ -18,8 +18,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..decisions import current_labels
-from ..schema import CacheEntry, Record, Source
+from ..schema import CacheEntry, Record, Source, Stage
+from ..snapshot import read_stage
 from ..store import Store
 from .active import ActiveLearner, LearnerConfig, check_strategy
 from .embeddings import EmbeddingConfig, SentenceEmbedder, record_texts
@@ -44,7 +44,9 @@ def _records_signature(session: Session) -> str:
     adds a source. The exact fingerprint (:func:`_fingerprint`) is checked when features load.
     """
     count, top, total = session.execute(
-        select(func.count(Record.id), func.max(Record.id), func.total(Record.id)).where(Record.canonical_id.is_(None))
+        select(func.count(Record.id), func.max(Record.id), func.coalesce(func.sum(Record.id), 0)).where(
+            Record.canonical_id.is_(None)
+        )
     ).one()
     sources, last_source = session.execute(select(func.count(Source.id), func.max(Source.id))).one()
     return f"{count}:{top}:{int(total)}:{sources}:{last_source}"
@@ -245,7 +247,7 @@ class ProjectRanker:
 
     def _apply_labels(self) -> None:
         with self.store.read() as s:
-            labels = current_labels(s, "title_abstract")
+            labels = read_stage(s, Stage.TITLE_ABSTRACT).labels()
         wanted = np.full(len(self.ids), ActiveLearner.UNLABELED, dtype=np.int8)
         for rid, value in labels.items():
             row = self._row.get(rid)

@@ -1,10 +1,12 @@
 """Screen: one record at a time, in ranked order, with keyboard shortcuts.
 
 The decision is written by ``screening.decisions.decide`` in the button's callback,
-which runs (and commits) before the page is drawn again; the next record is then
-picked from the refreshed ranking and checked against the database right before it is
-drawn, and again right before a decision on it is written, so two tabs never decide
-the same record twice for one reviewer.
+which runs (and commits) before the page is drawn again, and which checks in its own
+transaction that the record still takes this reviewer's decision. The next record is
+``screening.progress.claim_next``: the best-ranked record that still needs this reviewer
+and that no other reviewer has on screen, held for them with a short lease. A click that
+loses a race (someone decided the record a moment before) says so, offers to change that
+decision instead, and shows the next record.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from screening.dashboard.text import (
     record_html,
 )
 from screening.decisions import decide, undo, visible_decisions
-from screening.errors import ScreeningError
-from screening.progress import needs_vote, next_for_reviewer, records_left, screened_count
+from screening.errors import AlreadyDecided, ScreeningError
+from screening.progress import Claim, claim_next
 
 STAGE = state.STAGE
 BUTTONS = (
@@ -33,6 +35,7 @@ BUTTONS = (
 SHOWN_KEY = "screen_record"  # the record on screen, so undo can bring it back
 NEXT_KEY = "screen_prefer"  # a record to show next if it still needs this reviewer (after undo)
 FLASH_KEY = "screen_flash"
+REVISE_KEY = "screen_revise"  # (record id, value, title) of a click that lost a race: offer to change it
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -43,21 +46,54 @@ def _flash(kind: str, message: str) -> None:
     st.session_state[FLASH_KEY] = (kind, message)
 
 
-def on_decide(record_id: int, value: str) -> None:
-    """Write the decision on the record the reviewer saw, unless it no longer needs their vote."""
-    if not needs_vote(store, record_id, reviewer=reviewer, stage=STAGE):
-        _flash("warning", f"Record {record_id} was already decided (in another tab?): nothing recorded.")
-        return
+def _title(record_id: int) -> str:
+    title = str(record_fields(store, record_id).get("title") or "").strip()
+    return f"“{title[:80]}…”" if len(title) > 80 else f"“{title}”" if title else f"record {record_id}"
+
+
+def _lost_race(error: AlreadyDecided, value: str, title: str) -> str:
+    if error.decided_by == (reviewer,):
+        return f"You already decided {title} ({error.value}), perhaps in another tab: your {value} was not recorded."
+    who = " and ".join(error.decided_by) or "another reviewer"
+    return f"{title} was decided a moment ago by {who} ({error.value}): your {value} was not recorded."
+
+
+def on_decide(record_id: int, value: str, revise: bool = False) -> None:
+    """Write the decision on the record the reviewer saw; the library refuses it if the record was decided since."""
     reason = st.session_state.get("screen_reason", "").strip() or None
     note = st.session_state.get("screen_note", "").strip() or None
+    title = _title(record_id)
+    st.session_state.pop(REVISE_KEY, None)
     try:
-        result = decide(store, record_id, value, reviewer=reviewer, stage=STAGE, reason=reason, note=note)
+        result = decide(
+            store, record_id, value, reviewer=reviewer, stage=STAGE, reason=reason, note=note, revise=revise
+        )
+    except AlreadyDecided as e:
+        _flash("warning", _lost_race(e, value, title) + " Here is your next record.")
+        st.session_state[REVISE_KEY] = (record_id, value, title)
+        return
     except ScreeningError as e:
         _flash("error", str(e))
         return
     st.session_state["screen_reason"] = ""
     st.session_state["screen_note"] = ""
-    _flash("success", f"Record {result.record_id}: {value} (as {reviewer}).")
+    verb = "changed to" if result.revises_id else "marked"
+    _flash("success", f"{title} {verb} {value} (as {reviewer}).")
+
+
+def revise_offer() -> None:
+    """After a lost race: a button that changes the other decision to what this reviewer clicked."""
+    offer = st.session_state.get(REVISE_KEY)
+    if offer is None:
+        return
+    record_id, value, title = offer
+    st.button(
+        f"Change {title} to {value} anyway",
+        key="screen_revise_button",
+        on_click=on_decide,
+        args=(record_id, value, True),
+        help="Writes an undo of the earlier decision and your decision, both kept in the audit trail.",
+    )
 
 
 def on_undo() -> None:
@@ -70,16 +106,15 @@ def on_undo() -> None:
     _flash("info", f"Undone: your last decision on record {result.record_id}.")
 
 
-def pick_record() -> int | None:
-    """The record undo brought back if it still needs this reviewer, else the best ranked one that does."""
+def pick_record() -> Claim:
+    """The record undo brought back if it still needs this reviewer, else the best ranked one no one else has open."""
     preferred = st.session_state.pop(NEXT_KEY, None)
-    if preferred is not None and needs_vote(store, preferred, reviewer=reviewer, stage=STAGE):
-        return int(preferred)
+    live = ranker.live_ids()
     ranked = ranker.ranked_ids()
-    found = next_for_reviewer(store, ranked, reviewer=reviewer, stage=STAGE)
-    if found is None and len(ranked) >= state.RANK_WINDOW:
-        found = next_for_reviewer(store, ranker.ranked_ids(limit=None), reviewer=reviewer, stage=STAGE)
-    return found
+    claim = claim_next(store, ranked, reviewer=reviewer, stage=STAGE, prefer=preferred, live_ids=live)
+    if claim.record_id is None and len(ranked) >= state.RANK_WINDOW:
+        claim = claim_next(store, ranker.ranked_ids(limit=None), reviewer=reviewer, stage=STAGE, live_ids=live)
+    return claim
 
 
 def keyword_editor(keywords: dict[str, list[str]]) -> None:
@@ -134,10 +169,16 @@ def earlier_decisions(record_id: int) -> None:
 st.header("Screen titles and abstracts")
 if flash := st.session_state.pop(FLASH_KEY, None):
     getattr(st, flash[0])(flash[1])
+revise_offer()
 counter = st.empty()
-record_id = pick_record()
+claim = pick_record()
+record_id = claim.record_id
 st.session_state[SHOWN_KEY] = record_id
 if record_id is None:
+    if claim.held_by_others:
+        st.info(
+            f"{claim.held_by_others} records still open are on other reviewers' screens; they come back here if left."
+        )
     st.success("Nothing left for you to screen at title/abstract.")
     st.button("Undo (U)", key="undo", on_click=on_undo)
     keyboard_shortcuts({"u": "undo"})
@@ -148,6 +189,4 @@ else:
     decision_controls(record_id)
     earlier_decisions(record_id)
     keyword_editor(keywords)
-done = screened_count(store, reviewer=reviewer, stage=STAGE)
-left = records_left(store, reviewer=reviewer, stage=STAGE, live_ids=ranker.live_ids())
-counter.markdown(f"**{done}** screened by you · **{left}** left")
+counter.markdown(f"**{claim.screened}** screened by you · **{claim.left}** left")
