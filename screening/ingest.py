@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from . import __version__
 from .dedupe import normalize_doi, title_key
 from .errors import ConfigError
-from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, utcnow
+from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, Stage, utcnow
 from .sources import Citation
 from .store import Store, audit
 
@@ -187,7 +187,7 @@ def add_citations(
                     {
                         "record_id": rid,
                         "reviewer_id": prior_reviewer,
-                        "stage": "title_abstract",
+                        "stage": Stage.TITLE_ABSTRACT.value,
                         "value": "include" if c.label else "exclude",
                         "kind": "prior",
                         "reason": None if c.label else c.label_reason,

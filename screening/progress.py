@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from .reviewers import check_stage, reviewer_by_name, reviewer_names
 from .schema import Decision, Lease, Record, Stage, utcnow
 from .snapshot import OPEN_STATUSES, SCREEN_VALUES, StageSnapshot, read_project, read_stage
-from .store import Store
+from .store import Store, serialize
 
 __all__ = ["OPEN_STATUSES"]
 LEASE_SECONDS = 120  # how long a record stays reserved for the reviewer it is shown to, renewed on every draw
@@ -182,10 +182,14 @@ def claim_next(
     check_stage(stage)
     now = _as_utc(now or utcnow())
     with store.begin() as s:
+        serialize(s, f"screening queue {stage}")  # claims one after the other: each sees the others' leases
         who = reviewer_by_name(s, reviewer)
+        # Leases before decisions: a decision and the release of its lease commit together, so a
+        # lease gone by now means its decision is in the snapshot read next (PostgreSQL reads
+        # each statement at READ COMMITTED).
+        held = _active_leases(s, stage, now)
         snap = read_stage(s, stage)
         live = live_ids if live_ids is not None else _live_ids(s)
-        held = _active_leases(s, stage, now)
         skipped = 0
 
         def available(group: int) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import ConfigError, DecisionError
-from .schema import STAGES, ExclusionReason, Reviewer, Setting
+from .schema import STAGES, ExclusionReason, Reviewer, Setting, Stage
 from .store import Store, audit, set_setting
 
 MODE_SETTING = "screening_mode"
@@ -44,11 +44,11 @@ class ReviewerInfo:
     role: str
 
 
-def check_stage(stage: str) -> str:
-    """The stage name, or a ConfigError naming the allowed ones."""
+def check_stage(stage: str) -> Stage:
+    """The stage, or a ConfigError naming the allowed ones."""
     if stage not in STAGES:
         raise ConfigError(f"--stage: {stage!r} is not one of {', '.join(STAGES)}")
-    return stage
+    return Stage(stage)
 
 
 # -- reviewers ---------------------------------------------------------------
@@ -95,7 +95,7 @@ def reviewer_names(session: Session) -> dict[int, str]:
 
 
 # -- exclusion reasons --------------------------------------------------------
-def add_reason(store: Store, text: str, *, stage: str = "full_text", actor: str | None = None) -> int:
+def add_reason(store: Store, text: str, *, stage: str = Stage.FULL_TEXT, actor: str | None = None) -> int:
     """Add an exclusion reason to a stage's list; returns its position in the list."""
     check_stage(stage)
     text = " ".join((text or "").split())
@@ -110,7 +110,7 @@ def add_reason(store: Store, text: str, *, stage: str = "full_text", actor: str 
         return position
 
 
-def list_reasons(store_or_session: Store | Session, stage: str = "full_text") -> list[str]:
+def list_reasons(store_or_session: Store | Session, stage: str = Stage.FULL_TEXT) -> list[str]:
     """The stage's exclusion reasons, in the order they were added."""
     check_stage(stage)
     query = select(ExclusionReason.text).where(ExclusionReason.stage == stage).order_by(ExclusionReason.position)
@@ -148,7 +148,7 @@ def _mode_from(value: Any, stage: str) -> ScreeningMode:
     return ScreeningMode(stage=stage, mode=entry.get("mode", "single"), blind=bool(entry.get("blind", False)))
 
 
-def get_mode(store_or_session: Store | Session, stage: str = "title_abstract") -> ScreeningMode:
+def get_mode(store_or_session: Store | Session, stage: str = Stage.TITLE_ABSTRACT) -> ScreeningMode:
     """The screening mode of ``stage`` (single, not blind, unless set)."""
     check_stage(stage)
     if isinstance(store_or_session, Session):

@@ -212,13 +212,13 @@ class Decision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="RESTRICT"), index=True)
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("reviewers.id", ondelete="RESTRICT"), index=True)
-    stage: Mapped[str] = mapped_column(String(20), default="title_abstract")
+    stage: Mapped[str] = mapped_column(String(20), default=Stage.TITLE_ABSTRACT.value)
     value: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20), default="screen")
     reason: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="RESTRICT"))
-    revises_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="RESTRICT"))
+    revises_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))  # (ALTER TABLE on SQLite: no ON DELETE)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     __table_args__ = (
         CheckConstraint(_in("stage", STAGES), name="stage"),

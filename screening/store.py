@@ -18,6 +18,7 @@ write that depends on it cannot be split by another process:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, Select, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,6 +83,17 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def serialize(session: Session, name: str) -> None:
+    """Let one write transaction at a time past this point for ``name`` (PostgreSQL: an advisory lock).
+
+    For checks that read many rows rather than lock one (who holds which record on screen).
+    SQLite needs nothing: a write transaction already excludes every other writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def lock_rows(session: Session, query: Select[Any]) -> list[Any]:

@@ -170,6 +170,50 @@ def test_two_tabs_lose_nothing_and_never_decide_a_record_twice(demo: Path) -> No
     assert len({r[0] for r in decisions(demo)}) == 2
 
 
+def test_two_reviewers_in_single_mode_are_shown_different_records(demo: Path) -> None:
+    alice, bob = open_app("alice"), open_app("bob")
+    assert shown_record(alice) != shown_record(bob)  # the best record is on alice's screen: bob gets the next
+    first = shown_record(alice)
+    decide_on_screen(alice, "include")
+    bob.run()
+    carol = open_app("carol")
+    assert len({shown_record(alice), shown_record(bob), shown_record(carol), first}) == 4
+
+
+def test_a_click_that_loses_a_race_says_so_and_offers_to_change_the_decision(demo: Path) -> None:
+    bob = open_app("bob")
+    record = shown_record(bob)
+    with open_store(demo) as store:  # alice decides it from the command line while bob reads it
+        decide(store, record, "include", reviewer="alice")
+    decide_on_screen(bob, "exclude")
+    warning = bob.warning[0].value
+    assert "decided a moment ago by alice (include)" in warning and "exclude was not recorded" in warning
+    assert shown_record(bob) != record  # the next record is drawn
+    assert [(r[0], r[1], r[3]) for r in decisions(demo)] == [(record, "alice", "include")]
+    bob.button(key="screen_revise_button").click().run()  # "Change … to exclude anyway"
+    rows = decisions(demo)
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        (record, "alice", "include"),
+        (record, "bob", "undo"),
+        (record, "bob", "exclude"),
+    ]
+    assert rows[1][7] is not None  # the undo names alice's decision
+    assert any("changed to exclude" in s.value for s in bob.success)
+
+
+def test_progress_page_changes_a_decision_as_a_revision(demo: Path) -> None:
+    at = open_app("alice")
+    record = shown_record(at)
+    decide_on_screen(at, "maybe")
+    at.switch_page(f"{PAGES}/progress.py").run()
+    at.number_input(key="details_record").set_value(record).run()
+    at.radio(key="details_value").set_value("include").run()
+    at.button(key="details_change").click().run()
+    assert not at.exception, at.exception
+    assert [(r[0], r[3]) for r in decisions(demo)] == [(record, "maybe"), (record, "undo"), (record, "include")]
+    assert any(f"Record {record} changed to include" in s.value for s in at.success)
+
+
 def test_dual_blind_mode_second_reviewer_gets_the_record_but_not_the_vote(demo: Path) -> None:
     with open_store(demo) as store:
         set_mode(store, "title_abstract", "dual", blind=True)

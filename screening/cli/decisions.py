@@ -19,7 +19,7 @@ from ..outputs import write_output
 from ..prisma import checked_counts, to_json, to_template_csv
 from ..prisma_diagram import write_diagram
 from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
-from ..schema import STAGES
+from ..schema import STAGES, Stage
 from ..store import Store
 from .common import DbOption, console, handle_errors, open_project
 
@@ -39,7 +39,7 @@ ReviseOption = Annotated[
 ]
 
 PRISMA_FORMATS = ("csv", "json", "svg", "png")
-_STAGE_SHORT = {"title_abstract": "TiAb", "full_text": "full text"}
+_STAGE_SHORT = {Stage.TITLE_ABSTRACT: "TiAb", Stage.FULL_TEXT: "full text"}
 EXPORT_FORMATS = ("table", "csv", "json")
 
 
@@ -82,7 +82,7 @@ def decide_command(
     value: ValueArg,
     db: DbOption,
     reviewer: ReviewerOption,
-    stage: StageOption = "title_abstract",
+    stage: StageOption = Stage.TITLE_ABSTRACT,
     reason: ReasonOption = None,
     note: NoteOption = None,
     revise: ReviseOption = False,
@@ -124,7 +124,7 @@ def resolve_command(
     value: ValueArg,
     db: DbOption,
     reviewer: ReviewerOption,
-    stage: StageOption = "title_abstract",
+    stage: StageOption = Stage.TITLE_ABSTRACT,
     reason: ReasonOption = None,
     note: NoteOption = None,
     revise: ReviseOption = False,
@@ -155,7 +155,7 @@ def fulltext_command(
 
 
 @handle_errors
-def conflicts_command(db: DbOption, stage: StageOption = "title_abstract", fmt: ExportFormat = "table") -> None:
+def conflicts_command(db: DbOption, stage: StageOption = Stage.TITLE_ABSTRACT, fmt: ExportFormat = "table") -> None:
     """List records where dual-screening reviewers disagree."""
     _check_format(fmt, EXPORT_FORMATS)
     with open_project(db) as store:
@@ -274,7 +274,7 @@ def reviewers_list(db: DbOption) -> None:
 def reasons_add(
     text: Annotated[str, typer.Argument(help="The reason, as it should appear in the PRISMA diagram.")],
     db: DbOption,
-    stage: StageOption = "full_text",
+    stage: StageOption = Stage.FULL_TEXT,
 ) -> None:
     """Add an exclusion reason to a stage's list."""
     with open_project(db) as store:
@@ -284,7 +284,7 @@ def reasons_add(
 
 @reasons_app.command("list")
 @handle_errors
-def reasons_list(db: DbOption, stage: StageOption = "full_text") -> None:
+def reasons_list(db: DbOption, stage: StageOption = Stage.FULL_TEXT) -> None:
     """List a stage's exclusion reasons."""
     with open_project(db) as store:
         for i, text in enumerate(list_reasons(store, stage), 1):
@@ -319,7 +319,7 @@ def mode_show(db: DbOption) -> None:
 
 # -- reports ------------------------------------------------------------------------
 @handle_errors
-def agreement_command(db: DbOption, stage: StageOption = "title_abstract") -> None:
+def agreement_command(db: DbOption, stage: StageOption = Stage.TITLE_ABSTRACT) -> None:
     """Percent agreement and Cohen's kappa for each pair of reviewers."""
     with open_project(db) as store:
         pairs = agreement(store, stage)

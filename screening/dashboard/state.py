@@ -23,12 +23,13 @@ from ..errors import ConfigError, MissingDependency
 from ..ranking.active import ActiveLearner
 from ..ranking.embeddings import INSTALL_HINT, embeddings_available
 from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
+from ..schema import Stage
 from ..store import DB_ENV, Store, open_store
 
 DEFAULT_DB = "data/demo.db"
 DB_KEY = "db"
 REVIEWER_KEY = "reviewer"
-STAGE = "title_abstract"
+STAGE = Stage.TITLE_ABSTRACT
 RANK_WINDOW = 200  # ranked candidates fetched at once when looking for the reviewer's next record
 
 

@@ -9,8 +9,9 @@ from screening.dashboard.text import record_card
 from screening.decisions import conflicts, resolve, visible_decisions
 from screening.errors import ScreeningError
 from screening.reviewers import check_stage, get_mode, list_reasons
+from screening.schema import Stage
 
-STAGES = {"title_abstract": "Title/abstract", "full_text": "Full text"}
+STAGES = {Stage.TITLE_ABSTRACT: "Title/abstract", Stage.FULL_TEXT: "Full text"}
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -52,7 +53,7 @@ st.dataframe(
 with st.form("resolve_form"):
     value = st.radio("Resolution", ["include", "exclude"], horizontal=True, key="resolve_value")
     reasons = list_reasons(store, stage)
-    if stage == "full_text":
+    if stage == Stage.FULL_TEXT:
         reason = st.selectbox("Reason (needed for a full-text exclusion)", [None, *reasons], key="resolve_reason")
     else:
         reason = st.text_input("Reason (optional)", key="resolve_reason") or None

@@ -12,8 +12,9 @@ from screening.decisions import decide, set_retrieval, visible_decisions
 from screening.errors import ScreeningError
 from screening.progress import full_text_queue
 from screening.reviewers import list_reasons
+from screening.schema import Stage
 
-STAGE = "full_text"
+STAGE = Stage.FULL_TEXT
 
 store = state.current_store()
 reviewer = state.current_reviewer()

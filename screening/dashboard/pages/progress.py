@@ -1,4 +1,5 @@
-"""Progress: decisions over time, relevant records found against records screened, model status, records left."""
+"""Progress: decisions over time, relevant records found against records screened, model status, records left,
+and any record's details, where its title/abstract decision can be made or changed."""
 
 from __future__ import annotations
 
@@ -7,12 +8,40 @@ import streamlit as st
 
 from screening.dashboard import state
 from screening.dashboard.text import record_card
-from screening.decisions import record_status, visible_decisions
+from screening.decisions import decide, record_status, visible_decisions
+from screening.errors import ScreeningError
 from screening.progress import decisions_over_time, recall_curve, records_left
 from screening.queries import status
+from screening.schema import Stage
 
 store = state.current_store()
 ranker = state.current_ranker()
+CHANGE_FLASH = "details_flash"
+
+
+def on_change_decision(record_id: int, reviewer: str) -> None:
+    """Decide the record, or change the decision already made on it (a revision: undo plus new decision)."""
+    value = st.session_state.get("details_value") or "include"
+    reason = (st.session_state.get("details_reason") or "").strip() or None
+    try:
+        result = decide(store, record_id, value, reviewer=reviewer, stage=state.STAGE, reason=reason, revise=True)
+    except ScreeningError as e:
+        st.session_state[CHANGE_FLASH] = ("error", str(e))
+        return
+    verb = "changed to" if result.revises_id else "marked"
+    st.session_state[CHANGE_FLASH] = ("success", f"Record {result.record_id} {verb} {value} (as {reviewer}).")
+    st.session_state["details_reason"] = ""
+
+
+def change_decision(record_id: int, reviewer: str) -> None:
+    st.caption("Decide this record at title/abstract, or change the decision it has (kept in the audit trail).")
+    left, right = st.columns([1, 2])
+    left.radio("Decision", ("include", "exclude", "maybe"), key="details_value", horizontal=True)
+    right.text_input("Reason (optional)", key="details_reason")
+    st.button("Record decision", key="details_change", on_click=on_change_decision, args=(record_id, reviewer))
+    if flash := st.session_state.pop(CHANGE_FLASH, None):
+        getattr(st, flash[0])(flash[1])
+
 
 st.header("Progress")
 report = status(store)
@@ -59,7 +88,8 @@ if record_id is not None:
         f"Title/abstract: {status_now.title_abstract.status} {status_now.title_abstract.value or ''} · "
         f"Full text: {status_now.full_text.status} {status_now.full_text.value or ''}"
     )
-    for stage in ("title_abstract", "full_text"):
+    for stage in Stage:
         seen = visible_decisions(store, status_now.record_id, viewer=reviewer, stage=stage)
         if seen:
             st.dataframe([e.as_dict() for e in seen], hide_index=True)
+    change_decision(status_now.record_id, reviewer)

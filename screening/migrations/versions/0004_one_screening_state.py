@@ -69,10 +69,17 @@ def _from_now_on(kept: int, max_id: int, rule: str) -> str | None:
 
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
-    fk = sa.ForeignKey("decisions.id", name="fk_decisions_revises_id_decisions", ondelete="RESTRICT")
-    with op.batch_alter_table("decisions") as batch_op:
-        batch_op.add_column(sa.Column("revises_id", sa.Integer(), fk, nullable=True))
-    _append_only_triggers(dialect)  # batch mode may have rebuilt the table, and its triggers with it
+    if dialect == "sqlite":
+        # ALTER TABLE, not a batch rebuild: a rebuild drops the table its own new copy points at,
+        # which foreign keys refuse once decisions exist (and would drop the triggers with it).
+        op.execute(
+            "ALTER TABLE decisions ADD COLUMN revises_id INTEGER "
+            "CONSTRAINT fk_decisions_revises_id_decisions REFERENCES decisions (id)"
+        )
+    else:
+        op.add_column("decisions", sa.Column("revises_id", sa.Integer(), nullable=True))
+        op.create_foreign_key("fk_decisions_revises_id_decisions", "decisions", "decisions", ["revises_id"], ["id"])
+    _append_only_triggers(dialect)
 
     max_id = _scalar("SELECT coalesce(max(id), 0) FROM decisions")
     undo_where = _from_now_on(_scalar(DOUBLE_UNDOS), max_id, "one undo per decision")
@@ -113,15 +120,9 @@ def upgrade() -> None:
 
 
 def _append_only_triggers(dialect: str) -> None:
-    """UPDATE and DELETE refused (again, after a table rebuild), plus REPLACE/upsert (SQLite) and TRUNCATE (PostgreSQL)."""
+    """Beside 0001's UPDATE and DELETE triggers: REPLACE and upserts (SQLite), TRUNCATE (PostgreSQL)."""
     for table in APPEND_ONLY:
         if dialect == "sqlite":
-            for verb in ("UPDATE", "DELETE"):
-                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb.lower()}")
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
             op.execute(
                 f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN {SQLITE_NO_REPLACE[table]} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: this insert would replace a row'); END"
