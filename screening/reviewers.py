@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import ConfigError, DecisionError
 from .schema import STAGES, ExclusionReason, Reviewer, Setting, Stage
-from .store import Store, audit, set_setting
+from .store import Store, audit, serialize, set_setting
 
 MODE_SETTING = "screening_mode"
 MODES = ("single", "dual")
@@ -64,7 +65,10 @@ def add_reviewer(store: Store, name: str, *, role: str = "reviewer", actor: str 
             raise ConfigError(f"reviewer {name!r} already exists in this project")
         reviewer = Reviewer(name=name, role=role)
         s.add(reviewer)
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError as e:  # added by another process a moment ago (names are unique)
+            raise ConfigError(f"reviewer {name!r} already exists in this project") from e
         audit(s, "reviewer_add", {"name": name, "role": role}, actor=actor)
         return ReviewerInfo(reviewer.id, reviewer.name, reviewer.role)
 
@@ -102,6 +106,7 @@ def add_reason(store: Store, text: str, *, stage: str = Stage.FULL_TEXT, actor: 
     if not text:
         raise ConfigError("reason: must not be empty")
     with store.begin() as s:
+        serialize(s, f"exclusion reasons {stage}")  # the position below is read, then written
         if match_reason(s, stage, text, strict=False) is not None:
             raise ConfigError(f"reason {text!r} is already in the {stage} list")
         position = (s.scalar(select(func.max(ExclusionReason.position)).where(ExclusionReason.stage == stage)) or 0) + 1
@@ -165,6 +170,7 @@ def set_mode(store: Store, stage: str, mode: str, *, blind: bool = False, actor:
     if blind and mode != "dual":
         raise ConfigError("--blind: blind mode needs dual screening (mode 'dual')")
     with store.begin() as s:
+        serialize(s, MODE_SETTING)  # read, changed, written back: one process at a time
         row = s.get(Setting, MODE_SETTING)
         value = dict(row.value) if row is not None and row.value else {}
         value[stage] = {"mode": mode, "blind": blind}

@@ -2,7 +2,8 @@
 
 The helpers here are shared with ``benchmarks/dashboard_latency.py``. Chromium is
 Debian's (``apt-get install chromium``), driven by the ``playwright`` Python package
-with ``executable_path``; ``playwright install`` is never needed.
+with ``executable_path``; ``playwright install`` is never needed. The project is a SQLite
+file, or a database on the throwaway PostgreSQL server of ``tests/pgserver.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -58,8 +58,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(db: Path, log: Path) -> Iterator[str]:
-    """``streamlit run app.py -- --db DB`` on a free local port; yields its URL and stops it afterwards."""
+def streamlit_server(db: str | os.PathLike[str], log: Path) -> Iterator[str]:
+    """``streamlit run app.py -- --db DB`` on a free local port; yields its URL and stops it afterwards.
+
+    ``db`` is a project file or a database URL (``postgresql+psycopg2://...``), as ``--db`` takes.
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -79,7 +82,7 @@ def streamlit_server(db: Path, log: Path) -> Iterator[str]:
         "none",  # edits to the checkout during a run must not reload the app under test
         "--",
         "--db",
-        str(db),
+        os.fspath(db),
     ]
     env = {k: v for k, v in os.environ.items() if k != "SCREENING_DB"}
     with log.open("w") as out:
@@ -189,11 +192,32 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
 
-def test_screen_five_records_by_click_and_keyboard(tmp_path: Path) -> None:
+def decision_rows(db: str | os.PathLike[str]) -> list[tuple[int, str, str | None, str]]:
+    """(record id, value, reason, reviewer) of every decision in the project, in order: one query for any backend."""
+    from sqlalchemy import select
+
+    from screening.schema import Decision, Reviewer
+    from screening.store import open_store
+
+    query = (
+        select(Decision.record_id, Decision.value, Decision.reason, Reviewer.name)
+        .join(Reviewer, Reviewer.id == Decision.reviewer_id)
+        .order_by(Decision.id)
+    )
+    with open_store(db) as store, store.read() as session:
+        return [tuple(row) for row in session.execute(query)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_screen_five_records_by_click_and_keyboard(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     from screening.demo import build_demo
     from screening.reviewers import add_reviewer
 
-    db = tmp_path / "demo.db"
+    db = request.getfixturevalue("pg_url") if backend == "postgresql" else tmp_path / "demo.db"
+    suffix = "" if backend == "sqlite" else f"-{backend}"  # SQLite keeps the names docs/dashboard.md gives
+    screen_png, prisma_png = ARTIFACTS / f"screen{suffix}.png", ARTIFACTS / f"prisma{suffix}.png"
     with build_demo(db) as store:
         add_reviewer(store, "alice")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -219,18 +243,14 @@ def test_screen_five_records_by_click_and_keyboard(tmp_path: Path) -> None:
                 page.keyboard.press(what)
             wait_for_next_record(page, record)
         assert "5" in page.locator("[data-testid='stMarkdownContainer']", has_text="screened by you").first.inner_text()
-        page.screenshot(path=str(ARTIFACTS / "screen.png"), full_page=True)
+        page.screenshot(path=str(screen_png), full_page=True)
         page.get_by_role("link", name="PRISMA").click()
         page.get_by_text("PRISMA 2020", exact=True).first.wait_for()
         page.locator("[data-testid='stAlert']").first.wait_for()  # the demo is unfinished: counts do not add up
-        page.screenshot(path=str(ARTIFACTS / "prisma.png"), full_page=True)
+        page.screenshot(path=str(prisma_png), full_page=True)
 
-    with sqlite3.connect(db) as con:
-        rows = con.execute(
-            "SELECT d.record_id, d.value, d.reason, r.name FROM decisions d "
-            "JOIN reviewers r ON r.id = d.reviewer_id ORDER BY d.id"
-        ).fetchall()
+    rows = decision_rows(db)
     assert [row[:3] for row in rows] == seen
     assert {row[3] for row in rows} == {"alice"}
     assert len({rid for rid, _, _ in seen}) == 5
-    assert (ARTIFACTS / "screen.png").stat().st_size > 10_000 and (ARTIFACTS / "prisma.png").stat().st_size > 10_000
+    assert screen_png.stat().st_size > 10_000 and prisma_png.stat().st_size > 10_000

@@ -1,131 +1,45 @@
-"""The same project code on a real PostgreSQL server, started by the test on a free local port.
+"""The same project code on a real PostgreSQL server, started by the tests on a free local port.
 
-It proves the store is PostgreSQL-ready: the migrations (with PostgreSQL's own
-append-only triggers), an import of real records, deduplication, decisions with
-undo, and the PRISMA counts. Skipped, with the reason, where PostgreSQL's server
-binaries or the psycopg2 driver are missing (`.ci/run` installs them).
+The server is the session fixture ``pg_server`` of ``tests/conftest.py`` (``tests/pgserver.py``);
+each test gets a fresh database of its own (``pg_url``). Skipped, with the reason, where
+PostgreSQL's server binaries or the psycopg2 driver are missing (``.ci/run`` installs them).
+
+* The library on PostgreSQL: the migrations (with PostgreSQL's own append-only triggers), an
+  import of real records, deduplication, decisions with undo, and the PRISMA counts.
+* The README's walkthrough ("A review from start to finish"), command by command through the
+  real ``screening`` executable, on PostgreSQL and on SQLite.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
+import csv
+import json
 import os
-import pwd
-import shutil
-import socket
+import re
+import shlex
 import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
+from eutils_server import EutilsServer
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from screening.decisions import current_labels, decide, undo
+from screening.decisions import current_labels, decide, history, set_retrieval, undo
 from screening.dedupe import dedupe
 from screening.ingest import import_file
 from screening.prisma import prisma_counts
+from screening.ranking.project import rank_unscreened
 from screening.reviewers import add_reviewer
 from screening.store import init_project, open_store
 
-START_TIMEOUT_S = 30
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def _server_bin() -> Path | None:
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if (Path(candidate) / "postgres").exists():
-            return Path(candidate)
-    return None
-
-
-def _why_skip() -> str | None:
-    if _server_bin() is None:
-        return "PostgreSQL server binaries not found (apt-get install postgresql)"
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        return "psycopg2 is not installed (pip install psycopg2-binary)"
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root without a 'postgres' user to run the server as"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_skip() is not None, reason=str(_why_skip()))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_server_user(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run it as the 'postgres' user then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1; yields a URL to create databases under."""
-    bindir = _server_bin()
-    # not under pytest's own temp root: that is private to this user, and the server may run as 'postgres'
-    data = Path(tempfile.mkdtemp(prefix="screening-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    subprocess.run(
-        _as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "screening", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        _as_server_user(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(data)]
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail(f"PostgreSQL did not start on port {port}")
-        time.sleep(0.2)
-    try:
-        yield f"postgresql+psycopg2://screening@127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _create_database(server_url: str, name: str) -> str:
-    import psycopg2
-
-    for _ in range(50):  # the server may still be finishing its start-up
-        try:
-            con = psycopg2.connect(server_url.replace("postgresql+psycopg2", "postgresql") + "/postgres")
-            break
-        except psycopg2.OperationalError:
-            time.sleep(0.2)
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    con.close()
-    return f"{server_url}/{name}"
-
-
-def test_a_whole_review_runs_on_postgresql(pg_server: str, fixtures: Path) -> None:
-    url = _create_database(pg_server, "review")
-    with init_project(url, name="Estrogens on PostgreSQL") as store:
+def test_a_whole_review_runs_on_postgresql(pg_url: str, fixtures: Path) -> None:
+    with init_project(pg_url, name="Estrogens on PostgreSQL") as store:
         for name, source in (("cohen2006_Estrogens.csv.gz", "PubMed"), ("synergy_Nelson_2002.csv.gz", "OpenAlex")):
             import_file(store, fixtures / "dedupe" / name, source_name=source)
         result = dedupe(store)
@@ -144,9 +58,166 @@ def test_a_whole_review_runs_on_postgresql(pg_server: str, fixtures: Path) -> No
         assert counts.duplicates == result.duplicates
         assert counts.records_screened == first
     # reopening runs no migration twice, and the database enforces append-only decisions
-    with open_store(url) as again:
+    with open_store(pg_url) as again:
         assert again.get_setting("name") == "Estrogens on PostgreSQL"
         with pytest.raises(DatabaseError, match="append-only"), again.begin() as s:
             s.execute(text("UPDATE decisions SET value = 'exclude'"))
         with pytest.raises(DatabaseError, match="append-only"), again.begin() as s:
             s.execute(text("DELETE FROM audit_log"))
+
+
+# -- the README's walkthrough through the CLI ---------------------------------------------------------
+README = ROOT / "README.md"
+WALKTHROUGH = "## A review from start to finish"
+README_RECORD = "42"  # the record id the README's example decisions use; the test puts a real one in its place
+# the files the README imports -> real exports of the same kind
+IMPORT_FILES = {"embase.ris": FIXTURES / "import" / "embase.ris"}
+CLI_TIMEOUT_S = 300
+RANK_ROW = re.compile(r"^\W*(\d+)\s*\W\s*(\d+)\s*\W\s*(-?\d+\.\d+)\s*\W", re.MULTILINE)  # rank │ record │ score │
+
+
+def readme_walkthrough() -> tuple[dict[str, str], list[list[str]]]:
+    """The variables the README's walkthrough exports, and its commands (argv after ``screening``)."""
+    readme = README.read_text(encoding="utf-8")
+    assert WALKTHROUGH in readme, f"README.md has no section {WALKTHROUGH!r}"
+    section = readme.split(WALKTHROUGH, 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    env: dict[str, str] = {}
+    commands: list[list[str]] = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] == "export":
+            env.update(word.split("=", 1) for word in words[1:])
+        else:
+            assert words[0] == "screening", f"README walkthrough: not a screening command: {line}"
+            commands.append(words[1:])
+    return env, commands
+
+
+def screening_command() -> list[str]:
+    """The installed ``screening`` executable beside this Python, as the README runs it."""
+    script = Path(sys.executable).parent / "screening"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "screening"]
+
+
+def screen_the_rest(db: str | Path, done: int, included: int) -> int:
+    """The screening the walkthrough leaves to the reader between its steps, through the same library calls.
+
+    Alice and Bob (dual mode) exclude every other record at title/abstract but ``included``,
+    which they both include and Alice then includes at full text. Returns how many records
+    were screened here.
+    """
+    with open_store(db) as store:
+        ranked = [rid for rid, _ in rank_unscreened(store)]
+        assert done not in ranked and included in ranked
+        for rid in ranked:
+            value = "include" if rid == included else "exclude"
+            for reviewer in ("alice", "bob"):
+                decide(store, rid, value, reviewer=reviewer)
+        set_retrieval(store, included, True, reviewer="alice")
+        decide(store, included, "include", stage="full_text", reviewer="alice")
+    return len(ranked)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """Every command of the README's walkthrough, parsed from README.md, run as a subprocess in order.
+
+    Only these are put in: the database (the README's ``review.db``, or a fresh PostgreSQL
+    database), the fake E-utilities server ($SCREENING_EUTILS_URL), a real Embase RIS export for
+    ``embase.ris``, and the best-ranked record of ``rank --top 5`` for the README's record 42.
+    Before ``prisma``, the test screens the records the walkthrough leaves to the reader (PRISMA
+    refuses counts with records still unscreened), including the second-ranked record through
+    to full text. Checked: the search's counts, the conflict listed and then resolved, each stored
+    decision on the record, the PRISMA diagram and template CSV, and the export of the one included
+    record.
+    """
+    readme_env, commands = readme_walkthrough()
+    readme_db = readme_env["SCREENING_DB"]
+    if backend == "postgresql":
+        db = lib_db = request.getfixturevalue("pg_url")
+    else:  # the README's own relative path, in the folder the commands run in
+        db, lib_db = readme_db, tmp_path / readme_db
+    names = [argv[0] for argv in commands]
+    for step in ("init", "search", "import", "rank", "decide", "conflicts", "resolve", "prisma", "export"):
+        assert step in names, f"the README walkthrough no longer runs 'screening {step}'"
+    assert names.index("rank") < names.index("decide")
+    assert any(README_RECORD in argv for argv in commands), f"the README walkthrough no longer uses {README_RECORD}"
+
+    picked: list[int] = []  # the record ids `rank --top 5` shows, best first
+    outputs: dict[str, list[str]] = {}
+
+    def fill(argv: list[str]) -> list[str]:
+        words = []
+        for word in argv:
+            if word == readme_db:
+                word = db
+            elif word == README_RECORD:
+                assert picked, f"the README uses record {README_RECORD} before 'screening rank' showed any"
+                word = str(picked[0])
+            elif argv[0] == "import" and word in IMPORT_FILES:
+                word = str(IMPORT_FILES[word])
+            words.append(word)
+        return words
+
+    def run(argv: list[str]) -> str:
+        done = subprocess.run(
+            [*screening_command(), *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=CLI_TIMEOUT_S
+        )
+        assert done.returncode == 0, f"screening {shlex.join(argv)} exited {done.returncode}:\n{done.stderr}"
+        outputs.setdefault(argv[0], []).append(done.stdout)
+        return done.stdout
+
+    with EutilsServer() as server:
+        env = {k: v for k, v in os.environ.items() if k not in ("NCBI_API_KEY", "SCREENING_EUTILS_URL")}
+        env.update(readme_env, SCREENING_DB=db, SCREENING_EUTILS_URL=server.url, COLUMNS="200")
+        rest = 0
+        for argv in commands:
+            if argv[0] == "prisma" and not rest:
+                rest = screen_the_rest(lib_db, picked[0], picked[1])
+            out = run(fill(argv))
+            if argv[0] == "rank":
+                picked = [int(record) for _, record, _ in RANK_ROW.findall(out)]
+                assert len(picked) == int(argv[argv.index("--top") + 1]) == len(set(picked)), out
+            elif argv[0] == "resolve":  # the conflict the README made is listed, then settled
+                assert f"│ {picked[0]} " in outputs["conflicts"][-1]
+                assert "1 conflicts at title_abstract" in outputs["conflicts"][-1]
+                assert json.loads(run(["conflicts", "--format", "json"])) == []
+        assert server.of("esearch"), "the search never reached the E-utilities server"
+        assert server.of("esearch")[0].params["term"] == commands[names.index("search")][1]
+        run(["prisma", "--out", "prisma.csv"])  # the counts behind the diagram, as the PRISMA2020 template
+
+    assert "PubMed reported 604, retrieved 604" in outputs["search"][0]
+    assert re.search(r"embase\.ris: [1-9]\d* records from Embase", outputs["import"][0])
+    assert "uncertain pairs" in outputs["dedupe"][0]
+    assert "title_abstract: dual blind" in outputs["mode"][0]
+    with open_store(lib_db) as store:
+        assert store.get_setting("name") == "Psychedelics for chronic pain"
+        unique = store.counts().unique
+        steps = [(e.stage, e.reviewer, e.value, e.reason) for e in history(store, picked[0])]
+        assert steps == [
+            ("title_abstract", "alice", "include", None),
+            ("title_abstract", "bob", "exclude", "animal study"),
+            ("title_abstract", "carol", "include", None),
+            ("full_text", "alice", "retrieved", None),
+            ("full_text", "alice", "exclude", "Wrong population"),
+        ]
+        assert history(store, picked[0])[2].kind == "resolution"
+    assert rest == unique - 1
+
+    with (tmp_path / "prisma.csv").open(encoding="utf-8", newline="") as f:
+        prisma = {row["data"]: row["n"] for row in csv.DictReader(f) if row["n"]}
+    assert int(prisma["records_screened"]) == unique
+    assert int(prisma["records_excluded"]) == unique - 2
+    assert (prisma["dbr_assessed"], prisma["dbr_excluded"], prisma["new_studies"]) == ("2", "Wrong population, 1", "1")
+    svg = (tmp_path / "prisma.svg").read_text(encoding="utf-8")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "Wrong population (n = 1)" in svg
+    assert f"(n = {unique - 2})" in svg  # records excluded at title/abstract
+
+    assert "Wrote 1 records to included.ris" in outputs["export"][0]
+    included = (tmp_path / "included.ris").read_text(encoding="utf-8")
+    assert included.count("ER  -") == 1
+    assert f"ID  - {picked[1]}\n" in included and f"ID  - {picked[0]}\n" not in included

@@ -60,15 +60,24 @@ def _row(data, word: str) -> int:
     return next(i for i, t in enumerate(data.titles) if isinstance(t, str) and word in t.lower())
 
 
+def _cosine(u: np.ndarray, v: np.ndarray) -> float:
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
 def test_vectors_are_unit_length_and_put_like_studies_together(embedder, antihistamines, vectors) -> None:
     assert vectors.shape == (310, 384) and vectors.dtype == np.float32
+    # normalised again in float32 after the model, so unit length whatever precision the CPU ran it in
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     rhinitis = [i for i, t in enumerate(antihistamines.titles) if isinstance(t, str) and "rhinitis" in t.lower()]
     cancer = _row(antihistamines, "docetaxel")
     a, b = rhinitis[:2]
     assert vectors[a] @ vectors[b] > vectors[a] @ vectors[cancer] + 0.2
     again = embedder.encode([antihistamines.texts[a].strip(), "", "   "])
-    assert np.allclose(again[0], vectors[a], atol=1e-6)  # deterministic
+    # The same text alone and in a batch of 310 gets the same vector, up to rounding: not bit for bit,
+    # since the batch pads it to another length and the CPU's kernels (bfloat16 where the CPU has it,
+    # ~1e-4 an element) sum in another order. So compare directions.
+    assert abs(np.linalg.norm(again[0]) - 1.0) < 1e-3
+    assert _cosine(again[0], vectors[a]) >= 0.999
     assert not again[1:].any()  # an empty record gets a zero row, not noise
 
 
