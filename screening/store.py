@@ -82,7 +82,20 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgresql_utc, insert=True)
+    return engine
+
+
+def _postgresql_utc(dbapi_conn: Any, _record: Any) -> None:
+    """Times read back in UTC, whatever the server's time zone: days and messages are UTC days."""
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    cur = dbapi_conn.cursor()
+    cur.execute("SET TIME ZONE 'UTC'")
+    cur.close()
+    dbapi_conn.autocommit = autocommit
 
 
 def serialize(session: Session, name: str) -> None:

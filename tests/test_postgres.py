@@ -28,6 +28,7 @@ from sqlalchemy.exc import DatabaseError
 
 from screening.decisions import current_labels, decide, history, set_retrieval, undo
 from screening.dedupe import dedupe
+from screening.errors import AlreadyDecided
 from screening.ingest import import_file
 from screening.prisma import prisma_counts
 from screening.ranking.project import rank_unscreened
@@ -49,10 +50,14 @@ def test_a_whole_review_runs_on_postgresql(pg_url: str, fixtures: Path) -> None:
         first = store.counts().unique
         with store.read() as s:
             before = current_labels(s)
-        decide(store, 1, "maybe", reviewer="alice")
+        with pytest.raises(AlreadyDecided, match="imported label"):
+            decide(store, 1, "maybe", reviewer="alice")  # record 1 has an imported label
+        decide(store, 1, "maybe", reviewer="alice", revise=True)
+        with store.read() as s:
+            assert current_labels(s)[1] == "maybe"
         undo(store, reviewer="alice")
         with store.read() as s:
-            assert current_labels(s) == before  # the undone 'maybe' left the imported label in force
+            assert current_labels(s) == before  # undoing the revision brought the imported label back
         counts = prisma_counts(store)
         assert counts.database_results == 734
         assert counts.duplicates == result.duplicates
@@ -221,3 +226,22 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
     included = (tmp_path / "included.ris").read_text(encoding="utf-8")
     assert included.count("ER  -") == 1
     assert f"ID  - {picked[1]}\n" in included and f"ID  - {picked[0]}\n" not in included
+
+
+def test_days_and_times_are_utc_whatever_the_servers_time_zone(pg_url: str, fixtures: Path) -> None:
+    """A decision at 09:00 UTC on 2 November is a decision of 2 November, also on a server in Honolulu."""
+    from datetime import UTC, datetime
+
+    from screening.progress import decisions_over_time
+
+    with init_project(pg_url, name="Time zones") as store, store.begin() as s:
+        database = s.execute(text("SELECT current_database()")).scalar()
+        s.execute(text(f"ALTER DATABASE \"{database}\" SET timezone TO 'Pacific/Honolulu'"))
+    with open_store(pg_url) as store:
+        with store.read() as s:
+            assert s.execute(text("SELECT current_setting('TimeZone')")).scalar() == "UTC"
+        import_file(store, fixtures / "dashboard" / "pain_small.csv", source_name="PubMed")
+        add_reviewer(store, "alice")
+        decide(store, 1, "include", reviewer="alice", now=datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+        assert [(d.day, d.n) for d in decisions_over_time(store)] == [("2026-11-02", 1)]
+        assert history(store, 1)[0].created_at == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

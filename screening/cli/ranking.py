@@ -10,11 +10,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ..outputs import check_output, output_path
-from ..ranking.active import STRATEGIES, LearnerConfig
-from ..ranking.datasets import read_dataset
 from ..ranking.embeddings import BUNDLED_MODEL, EmbeddingConfig, SentenceEmbedder
-from ..ranking.project import ProjectRanker, set_embeddings
-from ..ranking.simulate import plot_recall, simulate_files
 from .common import DbOption, console, handle_errors, open_project
 from .search import progress_bar
 
@@ -37,11 +33,13 @@ def _parse_seeds(text: str) -> list[int]:
 def rank_command(
     db: DbOption,
     n: Annotated[int, typer.Option("-n", "--top", min=1, help="How many records to show.")] = 10,
-    strategy: Annotated[str, typer.Option(help=f"One of {', '.join(STRATEGIES)}.")] = "relevance",
+    strategy: Annotated[str, typer.Option(help="relevance, uncertainty or mixed.")] = "relevance",
     random_share: Annotated[float, typer.Option(help="With --strategy mixed: share of picks made at random.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed for tie-breaking and random picks.")] = 0,
 ) -> None:
     """Show the next records to screen, most relevant first, with their scores."""
+    from ..ranking.project import ProjectRanker  # scikit-learn loads only for the commands that rank
+
     with open_project(db) as store:
         ranker = ProjectRanker(store, strategy=strategy, random_share=random_share, seed=seed)
         ranked = ranker.ranking(n)
@@ -65,6 +63,10 @@ def simulate_command(
     embeddings: EmbeddingsOption = False,
 ) -> None:
     """Simulate screening each dataset with the default ranker (protocol of BENCHMARK.md)."""
+    from ..ranking.active import LearnerConfig
+    from ..ranking.datasets import read_dataset
+    from ..ranking.simulate import plot_recall, simulate_files
+
     for path in datasets:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
@@ -98,6 +100,8 @@ def embed_command(
     max_tokens: Annotated[int, typer.Option(min=8, help="Word pieces read per record.")] = 256,
 ) -> None:
     """Embed every record (once; later runs embed only new ones) and rank with the embeddings."""
+    from ..ranking.project import set_embeddings
+
     with open_project(db) as store:
         if off:
             set_embeddings(store, False)

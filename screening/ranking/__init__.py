@@ -14,26 +14,31 @@ datasets.py   reading labeled datasets, the default suite and its halves, priors
 
 from __future__ import annotations
 
-from .active import STRATEGIES, ActiveLearner, LearnerConfig
-from .embeddings import EmbeddingConfig, SentenceEmbedder
-from .features import FeatureConfig, build_features, query_similarity
-from .metrics import RunMetrics, run_metrics
-from .models import RelevanceClassifier
-from .project import ProjectRanker, next_record, rank_unscreened
+import importlib
+from typing import Any
 
-__all__ = [
-    "STRATEGIES",
-    "ActiveLearner",
-    "EmbeddingConfig",
-    "FeatureConfig",
-    "LearnerConfig",
-    "ProjectRanker",
-    "RelevanceClassifier",
-    "RunMetrics",
-    "SentenceEmbedder",
-    "build_features",
-    "next_record",
-    "query_similarity",
-    "rank_unscreened",
-    "run_metrics",
-]
+# Imported on first use, so that a CLI command or a page that does not rank does not load
+# scikit-learn (about 1.5 s): ``from screening.ranking import ProjectRanker`` works as before.
+_EXPORTS = {
+    "STRATEGIES": "active",
+    "ActiveLearner": "active",
+    "LearnerConfig": "active",
+    "EmbeddingConfig": "embeddings",
+    "SentenceEmbedder": "embeddings",
+    "FeatureConfig": "features",
+    "build_features": "features",
+    "query_similarity": "features",
+    "RunMetrics": "metrics",
+    "run_metrics": "metrics",
+    "RelevanceClassifier": "models",
+    "ProjectRanker": "project",
+    "next_record": "project",
+    "rank_unscreened": "project",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
