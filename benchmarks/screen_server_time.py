@@ -49,31 +49,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "screen_server_time.md"
-TWINS = ("synergy_Chou_2003", "synergy_Chou_2004", "synergy_Nelson_2002")  # same reviews as three cohen2006 sets
 REVIEWER = "bench"
 WARMUP = 3  # decisions after the first load that are not timed
 TIMEOUT = 900  # seconds AppTest waits for one script run (the first one builds the features)
 MARK = "BENCH_JSON "  # the child's one result line starts with this
-
-
-# -- the records (parent) -------------------------------------------------------------------------------
-def records_csv(shared: Path, n: int, out: Path) -> int:
-    """Write the first ``n`` distinct real records of the datasets, without labels, to ``out``."""
-    frames = []
-    for path in sorted((shared / "datasets").glob("*.csv.gz")):
-        if path.name.removesuffix(".csv.gz") in TWINS:
-            continue
-        frames.append(pd.read_csv(path, usecols=["title", "abstract", "doi", "pmid"], dtype=str))
-    data = pd.concat(frames, ignore_index=True)
-    data = data[data["title"].notna()].drop_duplicates(subset="title").head(n)
-    if len(data) < n:
-        raise SystemExit(f"--records: only {len(data)} distinct records in {shared / 'datasets'}")
-    data.to_csv(out, index=False)
-    return len(data)
 
 
 # -- the child: runs with one side's tree on PYTHONPATH -----------------------------------------------
@@ -310,6 +292,8 @@ def main() -> None:
                 Side("after", working_tree_label(), ROOT, tmp / "after.db"),
             ]
             csv = tmp / "records.csv"
+            from dashboard_latency import records_csv  # the same records as the browser benchmark
+
             n = records_csv(args.shared, args.records, csv)
             print(f"{n:,} records written to {csv}", flush=True)
             for side in sides:

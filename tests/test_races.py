@@ -11,9 +11,14 @@ from __future__ import annotations
 import csv
 import gzip
 import multiprocessing
+import queue
 import subprocess
 import sys
+import time
+import types
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,13 +52,32 @@ def _project(db: str, reviewers: list[str], *, n: int = 40) -> list[int]:
             return list(s.scalars(select(Record.id).where(Record.canonical_id.is_(None)).order_by(Record.id)))
 
 
+@contextmanager
+def _no_main_module() -> Iterator[None]:
+    """Spawned children re-run the parent's ``__main__``; after a Streamlit AppTest that is app.py. Give them none."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _race(target, jobs: list[tuple]) -> list[list]:
     """Run one process per job (``target(db, reviewer, ..., barrier, out)``); each one's results."""
     barrier, out = SPAWN.Barrier(len(jobs)), SPAWN.Queue()
     procs = [SPAWN.Process(target=target, args=(*job, barrier, out)) for job in jobs]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=JOIN_TIMEOUT_S)[1] for _ in procs]
+    with _no_main_module():
+        for p in procs:
+            p.start()
+    results: list[list] = []
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while len(results) < len(procs):  # fail at once when a worker died instead of waiting out the timeout
+        try:
+            results.append(out.get(timeout=1)[1])
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not dead and time.monotonic() < deadline, f"worker exit codes {[p.exitcode for p in procs]}"
     for p in procs:
         p.join(JOIN_TIMEOUT_S)
         assert p.exitcode == 0
