@@ -2,7 +2,7 @@
 
 UPDATE and DELETE were refused before; these cover the statements that rewrite a row by
 other means: SQLite's INSERT OR REPLACE and REPLACE (whose implicit delete fires no trigger
-unless recursive_triggers is on, which another program need not set), upserts, and
+unless recursive_triggers is on, which another program need not set), upserts, MERGE and
 PostgreSQL's TRUNCATE. Also: an old project that already holds two undos of one decision
 (written by racing processes before this version) upgrades, keeps them, and refuses a new one.
 """
@@ -43,7 +43,7 @@ def _rows(store: Store) -> list[tuple]:
 
 COLUMNS = "(id, record_id, reviewer_id, stage, value, kind, reason, note, undoes_id, created_at)"
 ROW = "(:id, :rid, 1, 'title_abstract', 'exclude', 'screen', NULL, NULL, NULL, {now})"
-UNDO_ROW = "(NULL, :rid, 2, 'title_abstract', 'undo', 'screen', NULL, NULL, :id, CURRENT_TIMESTAMP)"
+UNDO_ROW = "({new_id}, :rid, 2, 'title_abstract', 'undo', 'screen', NULL, NULL, :id, CURRENT_TIMESTAMP)"
 SQLITE_ROW, PG_ROW = ROW.format(now="CURRENT_TIMESTAMP"), ROW.format(now="now()")
 REWRITES = {
     "sqlite": [
@@ -51,7 +51,7 @@ REWRITES = {
         f"REPLACE INTO decisions {COLUMNS} VALUES {SQLITE_ROW}",
         f"INSERT INTO decisions {COLUMNS} VALUES {SQLITE_ROW} ON CONFLICT (id) DO UPDATE SET value = 'exclude'",
         # an undo that would replace the existing undo of the same decision (the one-undo index)
-        f"INSERT OR REPLACE INTO decisions {COLUMNS} VALUES {UNDO_ROW}",
+        f"INSERT OR REPLACE INTO decisions {COLUMNS} VALUES {UNDO_ROW.format(new_id='NULL')}",
         "INSERT OR REPLACE INTO audit_log (id, at, actor, action, detail) "
         "VALUES (1, CURRENT_TIMESTAMP, 'x', 'x', '{}')",
         "UPDATE OR REPLACE decisions SET value = 'exclude' WHERE id = :id",
@@ -60,6 +60,10 @@ REWRITES = {
         f"INSERT INTO decisions {COLUMNS} VALUES {PG_ROW} ON CONFLICT (id) DO UPDATE SET value = 'exclude'",
         "INSERT INTO audit_log (id, at, actor, action, detail) VALUES (1, now(), 'x', 'x', '{}') "
         "ON CONFLICT (id) DO UPDATE SET actor = 'x'",
+        f"INSERT INTO decisions {COLUMNS} VALUES {UNDO_ROW.format(new_id='DEFAULT')} "
+        "ON CONFLICT (undoes_id) DO UPDATE SET note = 'x'",
+        "MERGE INTO decisions AS d USING (SELECT CAST(:id AS INTEGER) AS id) AS s ON d.id = s.id "
+        "WHEN MATCHED THEN DELETE",
         "TRUNCATE decisions CASCADE",
         "TRUNCATE audit_log",
     ],
@@ -73,8 +77,6 @@ def _backend(db: str) -> str:
 @pytest.mark.parametrize("statement", range(6))
 def test_no_statement_rewrites_a_decision_or_an_audit_event(any_db: str, statement: int) -> None:
     statements = REWRITES[_backend(any_db)]
-    if statement >= len(statements):
-        pytest.skip("fewer rewriting statements on this backend")
     with init_project(any_db, name="Append-only") as store:
         ids = _seed(store)
         first = d.decide(store, ids[0], "include", reviewer="alice")
