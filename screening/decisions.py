@@ -462,18 +462,16 @@ def decide(
         clean = _clean_reason(s, stage, value, reason)
         write = dict(stage=stage, value=value, kind=kind, reason=clean, note=note, now=now)
         _release_lease(s, record.id, stage, who.id)
-        if kind != "screen" or (snap.vote_of(record.id, who.id) is None and snap.is_open(record.id, who.id)):
+        if kind != "screen" or snap.is_open(record.id, who.id):
             return _write(s, record, int(record_id), who, **write)
-        refusal = _closed_message(s, snap, record, who)
         target_id = _revision_target(snap, record.id, who)
         if not revise or target_id is None:
-            raise refusal
-        target = s.get(Decision, target_id)
-        _undo_row(s, record, who, target, now=now, revision=True)
+            raise _closed_message(s, snap, record, who)
+        _undo_row(s, record, who, s.get(Decision, target_id), now=now, revision=True)
         return _write(s, record, int(record_id), who, revises_id=target_id, action="revise", **write)
 
 
-def _resolution_chain_head(session: Session, group: int, members: list[int], stage: str) -> int | None:
+def _resolution_chain_head(session: Session, members: list[int], stage: str) -> int | None:
     """The record's latest resolution row at ``stage``, live or undone: the next one names it."""
     return session.scalar(
         select(Decision.id)
@@ -534,7 +532,7 @@ def resolve(
                 "a conflict is resolved by a third reviewer"
             )
         clean = _clean_reason(s, stage, value, reason)
-        previous = _resolution_chain_head(s, record.id, members, stage)
+        previous = _resolution_chain_head(s, members, stage)
         if live is not None:
             _undo_row(s, record, who, s.get(Decision, live.id), now=now, revision=True)
         return _write(
