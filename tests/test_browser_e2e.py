@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pgserver import free_port  # one free-port helper for every server the tests start
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("SCREENING_CHROMIUM", "/usr/bin/chromium")
@@ -49,12 +49,6 @@ def browser_missing() -> str | None:
     except ImportError:
         return "the playwright Python package is not installed (pip install playwright)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
