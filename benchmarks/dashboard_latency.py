@@ -63,19 +63,22 @@ def records_csv(shared: Path, n: int, out: Path) -> int:
     return len(data)
 
 
-def build_project(db: Path, shared: Path, n: int) -> float:
-    """The demo's settings (query, criteria, keywords) and ``n`` real records; returns build seconds."""
+def project_from_csv(db: Path, csv: Path, *, name: str, reviewer: str = "bench") -> None:
+    """A project with the demo's settings (query, criteria, keywords), the records of ``csv`` and one reviewer."""
     manifest = load_manifest()
-    started = time.perf_counter()
-    csv = db.with_suffix(".csv")
-    records_csv(shared, n, csv)
-    with init_project(
-        db, name=f"Latency benchmark ({n:,} records)", query=manifest["query"], criteria=manifest["criteria"]
-    ) as store:
+    with init_project(db, name=name, query=manifest["query"], criteria=manifest["criteria"]) as store:
         with store.begin() as s:
             set_setting(s, "keywords", manifest["keywords"])
         import_file(store, csv, source_name="Benchmark records")
-        add_reviewer(store, "bench")
+        add_reviewer(store, reviewer)
+
+
+def build_project(db: Path, shared: Path, n: int) -> float:
+    """The demo's settings and ``n`` real records; returns build seconds."""
+    started = time.perf_counter()
+    csv = db.with_suffix(".csv")
+    records_csv(shared, n, csv)
+    project_from_csv(db, csv, name=f"Latency benchmark ({n:,} records)")
     return time.perf_counter() - started
 
 

@@ -73,20 +73,10 @@ def check_tree(tree: Path) -> str:
 def child_build(tree: Path, db: Path, csv: Path, n: int) -> dict[str, Any]:
     """The project the way dashboard_latency.py builds it, with this tree's code."""
     where = check_tree(tree)
-    from screening.demo import load_manifest
-    from screening.ingest import import_file
-    from screening.reviewers import add_reviewer
-    from screening.store import init_project, set_setting
+    from dashboard_latency import project_from_csv  # the library calls it makes exist on both sides
 
-    manifest = load_manifest()
     started = time.perf_counter()
-    with init_project(
-        db, name=f"Screen server-time benchmark ({n:,} records)", query=manifest["query"], criteria=manifest["criteria"]
-    ) as store:
-        with store.begin() as s:
-            set_setting(s, "keywords", manifest["keywords"])
-        import_file(store, csv, source_name="Benchmark records")
-        add_reviewer(store, REVIEWER)
+    project_from_csv(db, csv, name=f"Screen server-time benchmark ({n:,} records)", reviewer=REVIEWER)
     return {"screening": where, "build_s": time.perf_counter() - started}
 
 
