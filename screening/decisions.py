@@ -162,7 +162,7 @@ def current_labels(session: Session, stage: str = Stage.TITLE_ABSTRACT) -> dict[
 
 
 # -- records and groups ---------------------------------------------------------
-def _canonical(session: Session, record_id: int) -> Record:
+def canonical_record(session: Session, record_id: int) -> Record:
     record = session.get(Record, int(record_id))
     if record is None:
         raise RecordNotFound(f"RECORD: no record with id {record_id} in this project")
@@ -175,8 +175,8 @@ def _canonical(session: Session, record_id: int) -> Record:
     return record
 
 
-def _members(session: Session, canonical_id: int) -> list[int]:
-    """The canonical record and its duplicates."""
+def group_members(session: Session, canonical_id: int) -> list[int]:
+    """The ids of a canonical record and its duplicates."""
     return list(
         session.scalars(
             select(Record.id)
@@ -188,12 +188,12 @@ def _members(session: Session, canonical_id: int) -> list[int]:
 
 def _group_state(session: Session, canonical_id: int, stage: str) -> StageSnapshot:
     """The read model of one record group: what a write on it is checked against."""
-    return read_stage(session, stage, _members(session, canonical_id))
+    return read_stage(session, stage, group_members(session, canonical_id))
 
 
 def _locked_group(session: Session, record_id: int) -> Record:
     """The canonical record of ``record_id``, locked against other writers until the transaction ends."""
-    record = _canonical(session, record_id)
+    record = canonical_record(session, record_id)
     lock_rows(session, select(Record.id).where(Record.id == record.id))
     session.refresh(record)
     if record.canonical_id is not None:  # merged while we waited for the lock
@@ -509,7 +509,7 @@ def resolve(
     with store.begin() as s:
         who = reviewer_by_name(s, reviewer)
         record = _locked_group(s, record_id)
-        members = _members(s, record.id)
+        members = group_members(s, record.id)
         snap = read_stage(s, stage, members)
         current = snap.outcome(record.id)
         live = snap.resolution.get(record.id)
@@ -654,7 +654,7 @@ def _entries(session: Session, canonical_id: int, stage: str | None = None) -> l
     query = (
         select(Decision, Reviewer.name)
         .outerjoin(Reviewer, Reviewer.id == Decision.reviewer_id)
-        .where(Decision.record_id.in_(_members(session, canonical_id)))
+        .where(Decision.record_id.in_(group_members(session, canonical_id)))
         .order_by(Decision.id)
     )
     if stage is not None:
@@ -683,7 +683,7 @@ def _entries(session: Session, canonical_id: int, stage: str | None = None) -> l
 def history(store: Store, record_id: int) -> list[HistoryEntry]:
     """Every decision on the record's group (it and its duplicates), oldest first."""
     with store.read() as s:
-        return _entries(s, _canonical(s, record_id).id)
+        return _entries(s, canonical_record(s, record_id).id)
 
 
 def visible_decisions(
@@ -697,7 +697,7 @@ def visible_decisions(
     stage = Stage(check_stage(stage))
     with store.read() as s:
         who = reviewer_by_name(s, viewer)
-        record = _canonical(s, record_id)
+        record = canonical_record(s, record_id)
         entries = _entries(s, record.id, stage)
         snap = _group_state(s, record.id, stage)
         if not snap.mode.blind:
@@ -710,8 +710,8 @@ def visible_decisions(
 def record_status(store: Store, record_id: int) -> RecordStatus:
     """Where a record stands at both stages, with its duplicates."""
     with store.read() as s:
-        record = _canonical(s, record_id)
-        members = _members(s, record.id)
+        record = canonical_record(s, record_id)
+        members = group_members(s, record.id)
         ta = read_stage(s, Stage.TITLE_ABSTRACT, members).outcome(record.id)
         ft = read_stage(s, Stage.FULL_TEXT, members)
         return RecordStatus(

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from .decisions import canonical_record, group_members
 from .reviewers import check_stage, reviewer_by_name, reviewer_names
 from .schema import Decision, Lease, Record, Stage, utcnow
 from .snapshot import OPEN_STATUSES, SCREEN_VALUES, StageSnapshot, read_project, read_stage
@@ -52,16 +53,6 @@ def _live_ids(session: Session) -> set[int]:
     return set(session.scalars(query))
 
 
-def _group(session: Session, record_id: int) -> tuple[int, list[int]] | None:
-    """(canonical id, ids of every member) of a live record's group; None when missing or withdrawn."""
-    record = session.get(Record, int(record_id))
-    if record is None or record.deleted_from_source:
-        return None
-    canonical = record.canonical_id or record.id
-    members = select(Record.id).where((Record.id == canonical) | (Record.canonical_id == canonical))
-    return canonical, list(session.scalars(members))
-
-
 def voted_by(store: Store, reviewer: str, stage: str = Stage.TITLE_ABSTRACT) -> set[int]:
     """Canonical ids of the records on which ``reviewer`` has a live vote at ``stage``."""
     with store.read() as s:
@@ -78,11 +69,11 @@ def needs_vote(store: Store, record_id: int, *, reviewer: str, stage: str = Stag
     check_stage(stage)
     with store.read() as s:
         who = reviewer_by_name(s, reviewer)
-        found = _group(s, record_id)
-        if found is None:
+        record = s.get(Record, int(record_id))
+        if record is None or record.deleted_from_source:
             return False
-        group, members = found
-        return read_stage(s, stage, members).is_open(group, who.id)
+        group = canonical_record(s, record.id).id
+        return read_stage(s, stage, group_members(s, group)).is_open(group, who.id)
 
 
 def next_for_reviewer(

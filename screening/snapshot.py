@@ -217,11 +217,18 @@ def canonical_map(session: Session) -> dict[int, int]:
     return dict(fetch_plain(session, query))
 
 
-def read_stage(session: Session, stage: str, record_ids: Iterable[int] | None = None) -> StageSnapshot:
+def read_stage(
+    session: Session,
+    stage: str,
+    record_ids: Iterable[int] | None = None,
+    *,
+    canonical: dict[int, int] | None = None,
+) -> StageSnapshot:
     """The stage's state in this transaction (only ``record_ids``' rows when given: one group's check).
 
     Rows are read in id order, so later rows replace earlier ones: each reviewer's vote is
-    their latest live decision.
+    their latest live decision. ``canonical`` (from :func:`canonical_map`) saves reading the
+    duplicate links again when the caller has them.
     """
     stage = Stage(check_stage(stage))
     query = (
@@ -241,7 +248,7 @@ def read_stage(session: Session, stage: str, record_ids: Iterable[int] | None = 
         query = query.where(Decision.record_id.in_([int(r) for r in record_ids]))
     rows = fetch_plain(session, query)
     undone = {row[6] for row in rows if row[6] is not None}
-    canonical = canonical_map(session)
+    canonical = canonical if canonical is not None else canonical_map(session)
     votes: dict[int, dict[int, Vote]] = {}
     resolution: dict[int, Vote] = {}
     fallback: dict[int, Fallback] = {}
@@ -282,4 +289,5 @@ class ProjectSnapshot:
 
 
 def read_project(session: Session) -> ProjectSnapshot:
-    return ProjectSnapshot(read_stage(session, Stage.TITLE_ABSTRACT), read_stage(session, Stage.FULL_TEXT))
+    canonical = canonical_map(session)  # one read of the duplicate links for both stages
+    return ProjectSnapshot(*(read_stage(session, stage, canonical=canonical) for stage in Stage))
