@@ -22,8 +22,9 @@ screens a subtopic first and leaves another untouched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.stats import hypergeom
@@ -113,17 +114,52 @@ def _recall_lower_bound(values: np.ndarray, pool: int, alpha: float) -> float:
     return low
 
 
-def _more_needed(values: np.ndarray, pool: int, target: float, alpha: float) -> int | None:
-    """The fewest excludes in a row, read next, after which the rule would say stop."""
+def excludes_to_stop(values: np.ndarray, pool: int, stops: Callable[[np.ndarray], bool]) -> int | None:
+    """The fewest excludes in a row, read next, after which ``stops`` says stop (None: not even after all).
+
+    A bisection: it assumes that a rule which says stop after ``m`` excludes in a row also
+    says stop after more, which holds for every rule here (each exclude is evidence for stopping).
+    """
     left = pool - values.size
-    if values.sum() == 0 or buscar_p_value(np.concatenate([values, np.zeros(left, np.int64)]), pool, target) >= alpha:
+    if not stops(np.concatenate([values, np.zeros(left, np.int64)])):
         return None
-    low, high = 0, left  # p falls as excludes are added
+    low, high = 0, left
     while low < high:
         middle = (low + high) // 2
         extended = np.concatenate([values, np.zeros(middle, np.int64)])
-        low, high = (low, middle) if buscar_p_value(extended, pool, target) < alpha else (middle + 1, high)
+        low, high = (low, middle) if stops(extended) else (middle + 1, high)
     return low
+
+
+class StoppingRule(Protocol):
+    """What every rule offers: the verdict with its numbers, the bare decision, and the excludes still needed."""
+
+    name: str
+    target: float
+    confidence: float
+    guarantee: bool  # False: a heuristic, shown beside the rules with a guarantee, never instead of them
+
+    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool: ...
+
+    def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None: ...
+
+    def verdict(self, labels: Sequence[int] | np.ndarray, pool: int) -> StopVerdict: ...
+
+
+def first_stop(rule: StoppingRule, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
+    """The number of records screened when ``rule`` first says stop along a whole screening order.
+
+    A simulation's question. It asks the rule once after the priors and once after each
+    include, how many excludes in a row it still needs, instead of once per record.
+    """
+    values = _labels(labels, pool)
+    includes = np.flatnonzero(values)
+    checkpoints = [min(2, values.size), *(int(i) + 1 for i in includes if i + 1 > 2)]
+    for start, end in zip(checkpoints, [*checkpoints[1:], values.size + 1], strict=True):
+        needed = rule.more_needed(values[:start], pool)
+        if needed is not None and start + needed < end:  # reached before the next include
+            return start + needed
+    return None
 
 
 @dataclass(frozen=True)
@@ -133,15 +169,23 @@ class Buscar:
     target: float = 0.95
     confidence: float = 0.95
     name: str = "buscar"
+    guarantee: bool = True
 
     def __post_init__(self) -> None:
         _check(self.target, self.confidence)
 
-    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
-        """The decision alone (one p-value; a simulation asks this after every record)."""
-        values = _labels(labels, pool)
+    def _stops(self, values: np.ndarray, pool: int) -> bool:
         # never before the first include: there is nothing to estimate recall from
         return bool(values.sum()) and buscar_p_value(values, pool, self.target) < 1 - self.confidence
+
+    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
+        """The decision alone (one p-value)."""
+        return self._stops(_labels(labels, pool), pool)
+
+    def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
+        """Excludes in a row, read next, before it says stop; None: not even if every record were read."""
+        values = _labels(labels, pool)
+        return excludes_to_stop(values, pool, lambda v: self._stops(v, pool))
 
     def verdict(self, labels: Sequence[int] | np.ndarray, pool: int) -> StopVerdict:
         """Whether to stop after ``labels`` (screening order) out of ``pool`` records, and why, with its numbers."""
@@ -160,5 +204,68 @@ class Buscar:
             p_value=p,
             recall_lower_bound=_recall_lower_bound(values, pool, alpha),
             stop=stop,
-            more_needed=0 if stop else _more_needed(values, pool, self.target, alpha),
+            more_needed=0 if stop else self.more_needed(values, pool),
         )
+
+
+@dataclass(frozen=True)
+class ExcludesInARow:
+    """ASReview's heuristic: stop after ``run`` excludes in a row. **No guarantee**: it ignores the pool size.
+
+    ``target`` and ``confidence`` are carried only so that it can sit in the same tables.
+    """
+
+    target: float = 0.95
+    confidence: float = 0.95
+    run: int = 100
+    name: str = "excludes-in-a-row"
+    guarantee: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.target, self.confidence)
+        if self.run < 1:
+            raise ConfigError(f"run: {self.run} excludes in a row; give at least 1")
+
+    def _streak(self, values: np.ndarray) -> int:
+        ones = np.flatnonzero(values)
+        return int(values.size - 1 - ones[-1]) if ones.size else int(values.size)
+
+    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
+        """At least one include, then ``run`` excludes in a row (or nothing left to read)."""
+        values = _labels(labels, pool)
+        return bool(values.sum()) and (self._streak(values) >= self.run or values.size == pool)
+
+    def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
+        """Excludes in a row, read next, before it says stop."""
+        values = _labels(labels, pool)
+        if not values.sum():
+            return None
+        return min(max(self.run - self._streak(values), 0), pool - values.size)
+
+    def verdict(self, labels: Sequence[int] | np.ndarray, pool: int) -> StopVerdict:
+        """Its decision; p-value 1 and lower bound 0, because it has no statistical claim to make."""
+        values = _labels(labels, pool)
+        stop = self.should_stop(values, pool)
+        return StopVerdict(
+            rule=self.name,
+            target=self.target,
+            confidence=self.confidence,
+            pool=pool,
+            screened=int(values.size),
+            found=int(values.sum()),
+            p_value=1.0,
+            recall_lower_bound=0.0,
+            stop=stop,
+            more_needed=0 if stop else self.more_needed(values, pool),
+        )
+
+
+RULES: dict[str, Callable[..., StoppingRule]] = {"buscar": Buscar, "excludes-in-a-row": ExcludesInARow}
+DEFAULT_RULE = "buscar"
+
+
+def make_rule(name: str = DEFAULT_RULE, *, target: float = 0.95, confidence: float = 0.95) -> StoppingRule:
+    """The rule called ``name`` (a key of :data:`RULES`) at this target recall and confidence."""
+    if name not in RULES:
+        raise ConfigError(f"--stop-rule: {name!r} is not a rule; choose one of {', '.join(RULES)}")
+    return RULES[name](target=target, confidence=confidence)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..stopping import StoppingRule
 from .active import ActiveLearner, LearnerConfig
 from .datasets import LabeledDataset, priors, read_dataset
 from .embeddings import SentenceEmbedder
@@ -37,6 +38,14 @@ class SimulationResult:
         return {"dataset": self.dataset, "seed": self.seed, **asdict(m), "seconds": self.seconds}
 
 
+def _stop_at(rule: StoppingRule | None, labels: list[int], pool: int) -> int | None:
+    """How many records will have been screened when ``rule`` says stop, if only excludes come next."""
+    if rule is None:
+        return None
+    needed = rule.more_needed(labels, pool)
+    return None if needed is None else len(labels) + needed
+
+
 def simulate_dataset(
     data: LabeledDataset,
     *,
@@ -45,8 +54,13 @@ def simulate_dataset(
     features: FeatureConfig | None = None,
     prior_records: tuple[int, int] | None = None,
     embeddings: np.ndarray | None = None,
+    stop_rule: StoppingRule | None = None,
 ) -> SimulationResult:
     """One simulated run; ``seconds`` covers feature extraction and every fit.
+
+    Without ``stop_rule`` the run ends when the last include is found (BENCHMARK.md); with
+    it, when the rule says stop (checked after the priors and after each include, for the
+    excludes in a row it still needs), or when every record is screened.
 
     ``prior_records`` (an included and an excluded row) replaces BENCHMARK.md's seeded priors.
     ``embeddings`` (computed beforehand, their time not counted here) feed the second SVM.
@@ -61,14 +75,19 @@ def simulate_dataset(
     model.set_label(prior_exc, 0)
     order = [prior_inc, prior_exc]
     found, total = 1, data.n_included
-    while found < total:
+    labels = [1, 0]
+    stop_at = _stop_at(stop_rule, labels, data.n_records)
+    while (found < total) if stop_rule is None else (stop_at is None or len(order) < stop_at):
         row = model.next()
-        if row is None:  # cannot happen while includes remain unscreened
+        if row is None:  # every record is screened
             break
         label = int(data.labels[row])  # revealed only now, for the record asked for
         model.set_label(row, label)
         order.append(row)
+        labels.append(label)
         found += label
+        if label and stop_rule is not None:
+            stop_at = _stop_at(stop_rule, labels, data.n_records)
     seconds = time.perf_counter() - start
     positions = np.asarray(order, dtype=np.int64)
     return SimulationResult(data.name, seed, positions, data.labels[positions].astype(np.int8), seconds, model.n_fits)
