@@ -601,6 +601,7 @@ def _restore(
         value=revised.value,
         kind=revised.kind,
         reason=revised.reason,
+        stop_id=revised.stop_id,
         note=f"decision {revised.id} restored: the revision that replaced it was undone",
         created_at=now or utcnow(),
     )

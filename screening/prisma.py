@@ -8,7 +8,9 @@ one box:
 2. retracted, or deleted from its source (PubMed DeleteCitation): *records
    removed for other reasons*;
 3. excluded at title/abstract by an automation tool (final decision of kind
-   ``automation``): *records marked as ineligible by automation tools*;
+   ``automation``, such as the excludes a stop of the stage writes for the records it
+   left unscreened: :mod:`screening.stops`): *records marked as ineligible by automation
+   tools*; the stops' rules are named in the JSON and in the diagram;
 4. otherwise it is for screening: *records screened* once it has a final
    include or exclude at title/abstract; *records excluded* if exclude;
    *reports sought* if include. Full text: *not retrieved*, or *assessed*,
@@ -42,6 +44,7 @@ from .errors import ConfigError, ScreeningError
 from .reviewers import list_reasons
 from .schema import Record, RecordSource, Source, Stage
 from .snapshot import Outcome, read_project
+from .stops import StopInfo, list_stops
 from .store import Store
 
 OTHER_KINDS = ("website", "organisation", "citation")
@@ -89,6 +92,7 @@ class PrismaCounts:
     records_screened: int = 0
     records_excluded: int = 0
     screening_pending: int = 0  # reached screening, no final include/exclude yet
+    stops: list[StopInfo] = field(default_factory=list)  # title/abstract stops behind excluded_automatic
     dbr: Flow = field(default_factory=Flow)
     other: Flow = field(default_factory=Flow)
 
@@ -176,8 +180,9 @@ def prisma_counts(store: Store) -> PrismaCounts:
         records = _records(s)
         state = read_project(s)
         reason_order = list_reasons(s, Stage.FULL_TEXT)
+        stops = list_stops(s, Stage.TITLE_ABSTRACT, active_only=True)
     ta, ft, retrieved = state.title_abstract.outcomes, state.full_text.outcomes, state.full_text.retrieval
-    counts = PrismaCounts()
+    counts = PrismaCounts(stops=stops)
     identified: dict[str, Counter[str]] = {"database": Counter(), "register": Counter()}
     other_counts: Counter[str] = Counter()
     reasons = {"dbr": Counter(), "other": Counter()}
@@ -348,14 +353,33 @@ def to_template_csv(counts: PrismaCounts, template_path: str | Path | None = Non
     rows = read_template(template_path)
     values = template_values(counts)
     n_col = TEMPLATE_COLUMNS.index("n")
+    box_col = TEMPLATE_COLUMNS.index("boxtext")
+    automation_note = stops_note(counts)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(rows[0])
     for row in rows[1:]:
         if row and row[0] in values:
             row = [*row[:n_col], values[row[0]], *row[n_col + 1 :]]
+        if row and row[0] == "excluded_automatic" and automation_note:
+            row = [*row[:box_col], f"{row[box_col]} ({automation_note})", *row[box_col + 1 :]]
         writer.writerow(row)
     return out.getvalue()
+
+
+def stops_note(counts: PrismaCounts) -> str:
+    """What the automation-tools count stands for, in a few words; '' without a stop.
+
+    A forced stop says so first: the rule did not certify its recall.
+    """
+    parts = []
+    for stop in counts.stops:
+        claim = f"target {stop.target:.0%} recall at {stop.confidence:.0%} confidence"
+        if stop.forced:
+            parts.append(f"FORCED stop, the stopping rule {stop.rule} did not say stop ({claim}): {stop.note}")
+        else:
+            parts.append(f"screening stopped early by the stopping rule {stop.rule} ({claim})")
+    return "; ".join(parts)
 
 
 def _flow_json(flow: Flow) -> dict[str, Any]:
@@ -379,6 +403,8 @@ def to_json(counts: PrismaCounts) -> dict[str, Any]:
         "database_specific_results": [{"name": n, "n": k} for n, k in c.databases],
         "register_specific_results": [{"name": n, "n": k} for n, k in c.registers],
         "screening_pending": c.screening_pending,
+        "excluded_automatic_note": stops_note(c),
+        "stopping": [stop.as_dict() for stop in c.stops],
         "dbr": _flow_json(c.dbr),
         "other": _flow_json(c.other),
     }

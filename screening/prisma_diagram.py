@@ -89,6 +89,19 @@ def _identified_lines(c: PrismaCounts) -> list[str]:
     return lines
 
 
+def _stop_lines(c: PrismaCounts) -> list[str]:
+    """A note per stop under the automation count: the rule, its claim, and FORCED when it was."""
+    lines = []
+    for stop in c.stops:
+        claim = f"{stop.target:.0%} recall, {stop.confidence:.0%} confidence"
+        lines.append(
+            f"FORCED stop ({stop.rule} did not say stop; {claim})"
+            if stop.forced
+            else f"stopped by {stop.rule}: ≥ {claim}"
+        )
+    return lines
+
+
 def _boxes(c: PrismaCounts) -> list[Box]:
     d = c.dbr
     boxes = [
@@ -102,6 +115,7 @@ def _boxes(c: PrismaCounts) -> list[Box]:
                 "Records removed before screening:",
                 f"Duplicate records {_n(c.duplicates)}",
                 f"Records marked as ineligible by automation tools {_n(c.excluded_automatic)}",
+                *(f"    ({line})" for line in _stop_lines(c)),
                 f"Records removed for other reasons {_n(c.excluded_other)}",
             ],
             align="start",

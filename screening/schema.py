@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -219,6 +220,8 @@ class Decision(Base):
     note: Mapped[str | None] = mapped_column(Text)
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="RESTRICT"))
     revises_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))  # (ALTER TABLE on SQLite: no ON DELETE)
+    # an automation exclude written by a stop of the stage (the stopping rule's decision)
+    stop_id: Mapped[int | None] = mapped_column(ForeignKey("stops.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     __table_args__ = (
         CheckConstraint(_in("stage", STAGES), name="stage"),
@@ -245,6 +248,32 @@ Index(
     sqlite_where=text(RESOLUTION_ROWS),
     postgresql_where=text(RESOLUTION_ROWS),
 )
+
+
+class Stop(Base):
+    """A stage ended early: who stopped it, by which rule, with its numbers (append-only).
+
+    The records it left unscreened each get an automation exclude (``Decision.stop_id``).
+    Undoing a stop is a new row naming it in ``undoes_id``, with undo rows for those excludes.
+    """
+
+    __tablename__ = "stops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="RESTRICT"))
+    rule: Mapped[str] = mapped_column(String(50))
+    target: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    numbers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the rule's verdict when it was asked
+    records: Mapped[int] = mapped_column(Integer, default=0)  # automation excludes written (or undone)
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("stops.id", ondelete="RESTRICT"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        CheckConstraint(_in("stage", STAGES), name="stage"),
+        CheckConstraint("records >= 0", name="records_nonneg"),
+    )
 
 
 class Lease(Base):
@@ -283,4 +312,4 @@ class CacheEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-APPEND_ONLY_TABLES = ("decisions", "audit_log")
+APPEND_ONLY_TABLES = ("decisions", "audit_log", "stops")

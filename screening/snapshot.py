@@ -53,12 +53,13 @@ class Vote(NamedTuple):
 
 
 class Fallback(NamedTuple):
-    """The latest live imported label or automation decision of a record."""
+    """The latest live imported label or automation decision of a record (``stop_id``: written by that stop)."""
 
     id: int
     value: str
     reason: str | None
     kind: str
+    stop_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,27 @@ class StageSnapshot:
         return sorted(group for group, o in self.outcomes.items() if o.status == CONFLICT)
 
     def labels(self) -> dict[int, str]:
-        """Group -> final 'include' | 'exclude' | 'maybe': what the ranker learns from (maybe: seen, not learned)."""
+        """Group -> final 'include' | 'exclude' | 'maybe'."""
         return {group: o.value for group, o in self.outcomes.items() if o.status in (DECIDED, MAYBE) and o.value}
+
+    def training_labels(self) -> dict[int, str]:
+        """What the ranker learns from: :meth:`labels`, with 'seen' for an automation tool's decision.
+
+        Like a maybe, such a record is out of the ranking but teaches nothing: the excludes a
+        stop of the stage wrote are no evidence about what is relevant.
+        """
+        return {
+            group: "seen" if self.outcomes[group].kind == "automation" else value
+            for group, value in self.labels().items()
+        }
+
+    def stopped(self) -> dict[int, int]:
+        """Group -> stop id, for the groups whose outcome is the exclude a stop of the stage wrote."""
+        return {
+            group: self.fallback[group].stop_id
+            for group, o in self.outcomes.items()
+            if o.kind == "automation" and group in self.fallback and self.fallback[group].stop_id is not None
+        }
 
     def sequence(self) -> list[tuple[int, str | None]]:
         """(group, final value or None) in the order the records were first screened by a person.
@@ -240,6 +260,7 @@ def read_stage(
             Decision.kind,
             Decision.reason,
             Decision.undoes_id,
+            Decision.stop_id,
         )
         .where(Decision.stage == stage.value)
         .order_by(Decision.id)
@@ -253,7 +274,7 @@ def read_stage(
     resolution: dict[int, Vote] = {}
     fallback: dict[int, Fallback] = {}
     retrieval: dict[int, str] = {}
-    for record_id, did, reviewer, value, kind, reason, undoes in rows:
+    for record_id, did, reviewer, value, kind, reason, undoes, stop_id in rows:
         if undoes is not None or did in undone:
             continue
         group = canonical.get(record_id, record_id)
@@ -265,7 +286,7 @@ def read_stage(
         elif kind == "resolution":
             resolution[group] = Vote(did, value, reason)
         else:
-            fallback[group] = Fallback(did, value, reason, kind)
+            fallback[group] = Fallback(did, value, reason, kind, stop_id)
     return StageSnapshot(
         stage=stage,
         mode=get_mode(session, stage),

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,8 +20,13 @@ from ..prisma import checked_counts, to_json, to_template_csv
 from ..prisma_diagram import write_diagram
 from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
 from ..schema import STAGES, Stage
+from ..stopping import DEFAULT_RULE, RULES
 from ..store import Store
 from .common import DbOption, console, handle_errors, open_project
+
+if TYPE_CHECKING:
+    from ..stopping import StopVerdict
+    from ..stops import StageEvidence
 
 ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Registered reviewer name (see 'reviewers add').")]
 StageOption = Annotated[str, typer.Option("--stage", help="title_abstract or full_text.")]
@@ -372,8 +377,107 @@ def prisma_command(
         _emit(to_template_csv(counts, template), out, store)
 
 
+# -- stopping early ---------------------------------------------------------------
+TargetOption = Annotated[
+    float, typer.Option("--target", min=0.5, max=0.999, help="Recall the rule must certify (0.95: 95%).")
+]
+ConfidenceOption = Annotated[
+    float, typer.Option("--confidence", min=0.5, max=0.999, help="Confidence of that certificate (0.95: 95%).")
+]
+RuleOption = Annotated[str, typer.Option("--rule", help=f"Stopping rule: {', '.join(RULES)}.")]
+
+
+def _verdict_lines(evidence: StageEvidence, verdict: StopVerdict) -> str:
+    numbers = (
+        f"{verdict.screened:,} of {verdict.pool:,} records screened, {verdict.found:,} included; "
+        f"recall ≥ {verdict.recall_lower_bound:.1%} with {verdict.confidence:.0%} confidence"
+    )
+    pending = f"; {evidence.pending} screened records still undecided (counted as includes)" if evidence.pending else ""
+    return f"{verdict.reason}\n{numbers}{pending}"
+
+
+@handle_errors
+def stop_command(
+    db: DbOption,
+    reviewer: ReviewerOption,
+    stage: StageOption = Stage.TITLE_ABSTRACT,
+    target: TargetOption = 0.95,
+    confidence: ConfidenceOption = 0.95,
+    rule: RuleOption = DEFAULT_RULE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Stop although the rule does not say so (needs --note; marked forced).")
+    ] = False,
+    note: Annotated[str | None, typer.Option("--note", help="Why; required with --force.")] = None,
+) -> None:
+    """End title/abstract screening early when the stopping rule certifies the target recall.
+
+    The records no one has screened are excluded as 'marked as ineligible by automation
+    tools' (PRISMA 2020), naming the rule; refused, with the rule's numbers, when it does not
+    say stop. Records imported later are open again. 'undo-stop' takes a stop back.
+    """
+    from ..stops import stop_stage
+
+    with open_project(db) as store:
+        result = stop_stage(
+            store,
+            reviewer=reviewer,
+            stage=stage,
+            rule=rule,
+            target=target,
+            confidence=confidence,
+            force=force,
+            note=note,
+        )
+    stop = result.stop
+    console.print(f"stop #{stop.id}: {stop.describe()}", highlight=False)
+    console.print(result.verdict.reason, highlight=False)
+    if result.still_open:
+        console.print(
+            f"{result.still_open} screened records still need a vote or a resolution before PRISMA adds up",
+            highlight=False,
+        )
+
+
+@handle_errors
+def undo_stop_command(
+    db: DbOption,
+    reviewer: ReviewerOption,
+    stage: StageOption = Stage.TITLE_ABSTRACT,
+    stop: Annotated[int | None, typer.Option("--stop", help="The stop to undo (default: the latest).")] = None,
+) -> None:
+    """Take back a stop: its automation excludes are undone; records screened since keep their decisions."""
+    from ..stops import undo_stop
+
+    with open_project(db) as store:
+        info = undo_stop(store, reviewer=reviewer, stage=stage, stop_id=stop)
+    console.print(f"stop #{info.id}: {info.note}; {info.records} records open again at {stage}", highlight=False)
+
+
+@handle_errors
+def stops_command(
+    db: DbOption,
+    stage: StageOption = Stage.TITLE_ABSTRACT,
+    target: TargetOption = 0.95,
+    confidence: ConfidenceOption = 0.95,
+    rule: RuleOption = DEFAULT_RULE,
+) -> None:
+    """What the stopping rule says now, and every stop of the stage (undone ones marked)."""
+    from ..stops import check_verdict, stops
+
+    with open_project(db) as store:
+        evidence, verdict = check_verdict(store, stage=stage, rule=rule, target=target, confidence=confidence)
+        rows = stops(store, stage)
+    console.print(_verdict_lines(evidence, verdict), highlight=False)
+    for info in rows:
+        state = "" if info.active else f" (undone by #{info.undone_by})"
+        console.print(f"stop #{info.id}: {info.describe()}{state}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the screening-decision commands."""
+    app.command("stop")(stop_command)
+    app.command("undo-stop")(undo_stop_command)
+    app.command("stops")(stops_command)
     app.command("decide")(decide_command)
     app.command("undo")(undo_command)
     app.command("conflicts")(conflicts_command)

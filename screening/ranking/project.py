@@ -247,7 +247,7 @@ class ProjectRanker:
 
     def _apply_labels(self) -> None:
         with self.store.read() as s:
-            labels = read_stage(s, Stage.TITLE_ABSTRACT).labels()
+            labels = read_stage(s, Stage.TITLE_ABSTRACT).training_labels()
         wanted = np.full(len(self.ids), ActiveLearner.UNLABELED, dtype=np.int8)
         for rid, value in labels.items():
             row = self._row.get(rid)
