@@ -54,7 +54,7 @@ from .snapshot import (
     StageSnapshot,
     read_stage,
 )
-from .store import Store, audit, lock_rows
+from .store import Store, audit, guard_decisions, lock_rows
 
 __all__ = [
     "AWAITING",
@@ -193,6 +193,7 @@ def _group_state(session: Session, canonical_id: int, stage: str) -> StageSnapsh
 
 def _locked_group(session: Session, record_id: int) -> Record:
     """The canonical record of ``record_id``, locked against other writers until the transaction ends."""
+    guard_decisions(session)
     record = canonical_record(session, record_id)
     lock_rows(session, select(Record.id).where(Record.id == record.id))
     session.refresh(record)

@@ -109,6 +109,17 @@ def serialize(session: Session, name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def guard_decisions(session: Session) -> None:
+    """Before a decision write reads the state it checks: wait for a stop of the stage that is being written.
+
+    PostgreSQL: ROW EXCLUSIVE on ``decisions`` (what the INSERT takes anyway, taken before the
+    reads), which a stop's SHARE ROW EXCLUSIVE excludes; decision writes do not exclude each
+    other. SQLite's write transaction already excludes every other writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE decisions IN ROW EXCLUSIVE MODE"))
+
+
 def lock_rows(session: Session, query: Select[Any]) -> list[Any]:
     """Run ``query`` with ``FOR UPDATE`` (PostgreSQL row locks; on SQLite the transaction holds the write lock)."""
     return list(session.scalars(query.with_for_update()))

@@ -12,6 +12,7 @@ from typing import Any
 from screening.decisions import decide, resolve, undo
 from screening.errors import AlreadyDecided, DecisionError
 from screening.progress import claim_next
+from screening.stops import stop_stage
 from screening.store import open_store
 
 BARRIER_TIMEOUT_S = 60
@@ -74,4 +75,16 @@ def screen_queue(db: str, reviewer: str, ranked: list[int], barrier: Any, out: A
                 break
             record, value = claim.record_id, "include" if claim.record_id % 3 == 0 else "exclude"
             results.append((record, _outcome(lambda: decide(store, record, value, reviewer=reviewer))))  # noqa: B023
+    out.put((reviewer, results))
+
+
+def stop_at(db: str, reviewer: str, rounds: int, at: int, barrier: Any, out: Any) -> None:
+    """Meet the deciding workers at the barrier ``rounds`` times and stop the stage (forced) in round ``at``."""
+    with open_store(db) as store:
+        results = []
+        for i in range(rounds):
+            barrier.wait(BARRIER_TIMEOUT_S)
+            if i == at:
+                result = stop_stage(store, reviewer=reviewer, force=True, note="race test")
+                results.append((result.stop.id, result.stop.records))
     out.put((reviewer, results))

@@ -175,3 +175,32 @@ def test_reviewers_screening_the_queue_at_once_are_never_shown_the_same_record(a
     with open_store(any_db) as store, store.read() as s:
         assert _live_votes(store) == Counter({r: 1 for r in records})
         assert s.scalar(select(func.count()).select_from(Decision).where(Decision.value == "undo")) == 0
+
+
+def test_a_stop_racing_decisions_leaves_each_record_decided_once(any_db: str) -> None:
+    """Two reviewers decide while a third stops the stage: a decision either lands before the stop
+    (and the stop leaves that record alone) or is refused after it; no record is both."""
+    records = _project(any_db, ["alice", "bob", "adj"])
+    rounds = 12
+    jobs = [(any_db, "alice", records[0:rounds], "include"), (any_db, "bob", records[rounds : 2 * rounds], "exclude")]
+    barrier, out = SPAWN.Barrier(3), SPAWN.Queue()
+    procs = [SPAWN.Process(target=race_workers.decide_each, args=(*job, barrier, out)) for job in jobs]
+    procs.append(SPAWN.Process(target=race_workers.stop_at, args=(any_db, "adj", rounds, 5, barrier, out)))
+    with _no_main_module():
+        for p in procs:
+            p.start()
+    results = dict(out.get(timeout=JOIN_TIMEOUT_S) for _ in procs)
+    for p in procs:
+        p.join(JOIN_TIMEOUT_S)
+        assert p.exitcode == 0
+    [(_, stopped)] = results["adj"]
+    decided = [r for name in ("alice", "bob") for r, outcome in results[name] if outcome == "ok"]
+    refused = [r for name in ("alice", "bob") for r, outcome in results[name] if outcome == "refused"]
+    assert len(decided) + len(refused) == 2 * rounds and refused  # the stop came in the middle
+    with open_store(any_db) as store:
+        votes = _live_votes(store)
+        with store.read() as s:
+            automated = set(s.scalars(select(Decision.record_id).where(Decision.stop_id.is_not(None))))
+    assert set(votes) == set(decided) and all(n == 1 for n in votes.values())
+    assert not automated & set(votes)  # no record both screened and excluded by the stop
+    assert automated | set(votes) == set(records) and len(automated) == stopped

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,8 +11,12 @@ from rich.table import Table
 from ..errors import ConfigError
 from ..outputs import check_output, output_path
 from ..ranking.embeddings import BUNDLED_MODEL, EmbeddingConfig, SentenceEmbedder
+from ..stopping import DEFAULT_RULE, RULES, StoppingRule, make_rule
 from .common import DbOption, console, handle_errors, open_project
 from .search import progress_bar
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EmbeddingsOption = Annotated[
     bool, typer.Option("--embeddings", help="Add the sentence-embedding SVM (needs requirements-embeddings.txt).")
@@ -61,33 +65,121 @@ def simulate_command(
     out: Annotated[Path | None, typer.Option(help="Write one row per (dataset, seed) to this CSV.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the recall curves to this PNG.")] = None,
     embeddings: EmbeddingsOption = False,
+    stop: Annotated[
+        bool,
+        typer.Option(
+            "--stop",
+            help="End each run when the stopping rule says stop (or every record is screened), "
+            "not at the last include; adds stop_rule, stop_n, stop_recall to --out.",
+        ),
+    ] = False,
+    stop_rule: Annotated[
+        str | None,
+        typer.Option(
+            "--stop-rule",
+            help=f"With --stop: the rule, one of {', '.join(RULES)}.",
+            show_default=DEFAULT_RULE,
+        ),
+    ] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(help="With --stop: the recall the rule aims for, between 0 and 1.", show_default="0.95"),
+    ] = None,
+    confidence: Annotated[
+        float | None,
+        typer.Option(help="With --stop: the rule's confidence, between 0 and 1.", show_default="0.95"),
+    ] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every run's screening order to this CSV: dataset, seed, position (1 = the included "
+            "prior, 2 = the excluded one), record_id (the file's; its row number if it has none), label."
+        ),
+    ] = None,
 ) -> None:
-    """Simulate screening each dataset with the default ranker (protocol of BENCHMARK.md)."""
+    """Simulate screening each dataset with the default ranker (protocol of BENCHMARK.md).
+
+    Without --stop, each run ends at the last include, as BENCHMARK.md asks.
+
+    With --stop, a run ends when the rule says stop (--stop-rule, --target and
+    --confidence are refused without --stop), or when every record is screened.
+    --out then adds stop_rule, stop_n (records screened when the rule said stop;
+    N when it never did) and stop_recall (share of the includes found by then).
+    A run may stop before 95% or 100% recall: its n95, wss95 and wss100 (and
+    recall10, if it stopped before 10% of the records) are then empty (NaN),
+    never guessed, and the means leave them out. A last line gives the mean
+    stop_recall, the share of runs that reached the target and the mean work
+    saved, (N - stop_n) / N.
+    """
     from ..ranking.active import LearnerConfig
     from ..ranking.datasets import read_dataset
-    from ..ranking.simulate import plot_recall, simulate_files
+    from ..ranking.simulate import plot_recall, simulate_files, trace_frame
 
     for path in datasets:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
-    for option, target in (("--out", out), ("--plot", plot)):
-        if target is not None:  # refuse before the runs, which take minutes
-            check_output(target, inputs=datasets, option=option)
+    rule = _stop_rule(stop, stop_rule, target, confidence)  # refuse before the runs, which take minutes
+    outputs = [(option, file) for option, file in (("--out", out), ("--plot", plot), ("--trace", trace)) if file]
+    written: dict[Path, str] = {}
+    for option, file in outputs:
+        resolved = check_output(file, inputs=datasets, option=option)
+        if resolved in written:
+            raise ConfigError(f"{option}: {file} is also the {written[resolved]} file; write to another file")
+        written[resolved] = option
+    seed_list = _parse_seeds(seeds)
     extra = {"learner": LearnerConfig.with_embeddings(), "embedder": SentenceEmbedder()} if embeddings else {}
-    table, runs = simulate_files(datasets, _parse_seeds(seeds), **extra)
+    table, runs = simulate_files(datasets, seed_list, stop_rule=rule, **extra)
     if out is not None:
         with output_path(out, inputs=datasets) as tmp:
             table.to_csv(tmp, index=False)
-    if plot is not None:
-        sizes = {}
-        for path in datasets:
-            data = read_dataset(path)
-            sizes[data.name] = (data.n_records, data.n_included)
-        with output_path(plot, inputs=datasets, option="--plot") as tmp:
-            plot_recall(runs, sizes, tmp)
+    if plot is not None or trace is not None:
+        read = {data.name: data for data in map(read_dataset, datasets)}
+        if plot is not None:
+            sizes = {name: (data.n_records, data.n_included) for name, data in read.items()}
+            with output_path(plot, inputs=datasets, option="--plot") as tmp:
+                plot_recall(runs, sizes, tmp)
+        if trace is not None:
+            with output_path(trace, inputs=datasets, option="--trace") as tmp:
+                trace_frame(runs, read).to_csv(tmp, index=False)
     console.print(table.round(3).to_string(index=False))
-    means = table.groupby("dataset")[["wss95", "wss100", "recall10", "seconds"]].mean().mean()
-    console.print("mean over datasets: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
+    metrics = ["wss95", "wss100", "recall10", "seconds"]
+    means = table.groupby("dataset")[metrics].mean().mean()
+    line = "mean over datasets: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items())
+    missing = {k: int(n) for k, n in table[metrics].isna().sum().items() if n}
+    if missing:
+        line += "; left out where a run stopped before reaching it: " + ", ".join(
+            f"{k} {n} of {len(table)} runs" for k, n in missing.items()
+        )
+    console.print(line)
+    if rule is not None:
+        console.print(_stop_summary(table, rule.name, rule.target, rule.confidence))
+
+
+def _stop_rule(stop: bool, name: str | None, target: float | None, confidence: float | None) -> StoppingRule | None:
+    """The rule of --stop; the rule's options without --stop are refused, not ignored."""
+    if not stop:
+        options = (("--stop-rule", name), ("--target", target), ("--confidence", confidence))
+        given = [option for option, value in options if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]}: only with --stop (without it each run ends at the last include)")
+        return None
+    return make_rule(
+        DEFAULT_RULE if name is None else name,
+        target=0.95 if target is None else target,
+        confidence=0.95 if confidence is None else confidence,
+    )
+
+
+def _stop_summary(table: pd.DataFrame, name: str, target: float, confidence: float) -> str:
+    """One line: how far the runs got when the rule said stop, and what it saved."""
+    reached = table["stop_recall"] >= target - 1e-12
+    saved = ((table["N"] - table["stop_n"]) / table["N"]).mean()
+    return (
+        f"stopping by {name} (target {target:.0%}, confidence {confidence:.0%}) over {len(table)} runs: "
+        f"mean stop_recall {table['stop_recall'].mean():.3f}, "
+        f"{int(reached.sum())} of {len(table)} runs ({reached.mean():.0%}) reached the target, "
+        f"mean work saved {saved:.3f}"
+    )
 
 
 @handle_errors

@@ -23,6 +23,7 @@ class LabeledDataset:
     texts: list[str]
     labels: np.ndarray  # int8, 1 = included by the published review
     titles: list[str] | None = None
+    record_ids: list[str] | None = None  # the file's record_id column, as written; None: not known
 
     @property
     def n_records(self) -> int:
@@ -38,10 +39,14 @@ def dataset_name(path: str | Path) -> str:
 
 
 def read_dataset(path: str | Path) -> LabeledDataset:
-    """Read one dataset; text is ``title + " " + abstract`` with missing parts empty."""
+    """Read one dataset; text is ``title + " " + abstract`` with missing parts empty.
+
+    ``record_ids`` keeps the ``record_id`` column as written (text, so ``007`` stays ``007``);
+    a file without one gets its row numbers, from 1 for the first record.
+    """
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype={"title": str, "abstract": str}, keep_default_na=False)
+        frame = pd.read_csv(path, dtype={"title": str, "abstract": str, "record_id": str}, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise ImportFormatError(str(path), None, None, f"cannot read as CSV: {e}") from e
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -58,7 +63,13 @@ def read_dataset(path: str | Path) -> LabeledDataset:
             f"must be 0 or 1, got {frame['label_included'].iloc[row]!r}",
         )
     texts = (frame["title"].fillna("") + " " + frame["abstract"].fillna("")).tolist()
-    return LabeledDataset(dataset_name(path), texts, labels.to_numpy(dtype=np.int8), frame["title"].tolist())
+    if "record_id" in frame.columns:
+        record_ids = [str(value) for value in frame["record_id"].tolist()]
+    else:
+        record_ids = [str(row) for row in range(1, len(frame) + 1)]
+    return LabeledDataset(
+        dataset_name(path), texts, labels.to_numpy(dtype=np.int8), frame["title"].tolist(), record_ids
+    )
 
 
 def default_suite(folder: str | Path) -> list[Path]:

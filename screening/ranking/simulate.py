@@ -1,13 +1,15 @@
 """Simulated screening on labeled datasets, exactly as ``../shared/BENCHMARK.md`` describes.
 
 The learner sees the two prior labels, then asks for one record at a time; only the label of
-the record it asked for is revealed. The run stops when every included record is found.
+the record it asked for is revealed. The run stops when every included record is found, or,
+with a stopping rule, when the rule says stop (see :func:`simulate_dataset`).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -19,9 +21,11 @@ from .active import ActiveLearner, LearnerConfig
 from .datasets import LabeledDataset, priors, read_dataset
 from .embeddings import SentenceEmbedder
 from .features import FeatureConfig, build_features
-from .metrics import run_metrics
+from .metrics import RECALL_AT_SHARE, RECALL_TARGET, WSS_OFFSET, records_to_find, run_metrics
 
 RESULT_COLUMNS = ["dataset", "seed", "N", "R", "n95", "wss95", "wss100", "recall10", "wss95_opt", "seconds"]
+STOP_COLUMNS = ["stop_rule", "stop_n", "stop_recall"]  # added after RESULT_COLUMNS when the runs had a rule
+TRACE_COLUMNS = ["dataset", "seed", "position", "record_id", "label"]
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,46 @@ class SimulationResult:
     labels_in_order: np.ndarray
     seconds: float
     n_fits: int
+    stop_rule: str | None = None  # the rule the run stopped by; None: it ran to the last include
+    stop_n: int | None = None  # records screened when the rule said stop; N when it never did
+
+    def stop_recall(self, data: LabeledDataset) -> float | None:
+        """The share of the dataset's includes found when the rule said stop (None without a rule)."""
+        if self.stop_rule is None:
+            return None
+        return float(self.labels_in_order[: self.stop_n].sum()) / data.n_included
 
     def row(self, data: LabeledDataset) -> dict[str, object]:
-        m = run_metrics(self.labels_in_order, n_records=data.n_records, n_included=data.n_included)
-        return {"dataset": self.dataset, "seed": self.seed, **asdict(m), "seconds": self.seconds}
+        """BENCHMARK.md's numbers, then the stop columns if the run had a rule.
+
+        A run that stopped by its rule before 95% (or 100%) recall never reached ``n95`` and
+        ``wss95`` (or ``wss100``), nor ``recall10`` if it stopped before 10% of the records:
+        those are NaN, not guessed.
+        """
+        metrics = _reached_metrics(self.labels_in_order, n_records=data.n_records, n_included=data.n_included)
+        row: dict[str, object] = {"dataset": self.dataset, "seed": self.seed, **metrics, "seconds": self.seconds}
+        if self.stop_rule is not None:
+            row |= {"stop_rule": self.stop_rule, "stop_n": self.stop_n, "stop_recall": self.stop_recall(data)}
+        return row
+
+
+def _reached_metrics(labels_in_order: np.ndarray, *, n_records: int, n_included: int) -> dict[str, float]:
+    """:func:`run_metrics` for a run that found every include; for one that stopped before, NaN where it fell short."""
+    y = np.asarray(labels_in_order, dtype=np.int64)
+    if int(y.sum()) == n_included:
+        return asdict(run_metrics(y, n_records=n_records, n_included=n_included))
+    target95 = math.ceil(RECALL_TARGET * n_included)
+    n95 = records_to_find(y, target95) if y.sum() >= target95 else math.nan
+    first = round(RECALL_AT_SHARE * n_records)
+    return {
+        "N": n_records,
+        "R": n_included,
+        "n95": n95,
+        "wss95": (n_records - n95) / n_records - WSS_OFFSET,  # NaN stays NaN
+        "wss100": math.nan,
+        "recall10": float(y[:first].sum()) / n_included if y.size >= first else math.nan,
+        "wss95_opt": (n_records - target95) / n_records - WSS_OFFSET,
+    }
 
 
 def _stop_at(rule: StoppingRule | None, labels: list[int], pool: int) -> int | None:
@@ -60,7 +100,9 @@ def simulate_dataset(
 
     Without ``stop_rule`` the run ends when the last include is found (BENCHMARK.md); with
     it, when the rule says stop (checked after the priors and after each include, for the
-    excludes in a row it still needs), or when every record is screened.
+    excludes in a row it still needs), or when every record is screened. The result's
+    ``stop_n`` is then the number screened: where the rule said stop, or N if it never did
+    (the same as :func:`screening.stopping.first_stop` along the run's labels, or N).
 
     ``prior_records`` (an included and an excluded row) replaces BENCHMARK.md's seeded priors.
     ``embeddings`` (computed beforehand, their time not counted here) feed the second SVM.
@@ -90,7 +132,10 @@ def simulate_dataset(
             stop_at = _stop_at(stop_rule, labels, data.n_records)
     seconds = time.perf_counter() - start
     positions = np.asarray(order, dtype=np.int64)
-    return SimulationResult(data.name, seed, positions, data.labels[positions].astype(np.int8), seconds, model.n_fits)
+    stop = {} if stop_rule is None else {"stop_rule": stop_rule.name, "stop_n": len(order)}
+    return SimulationResult(
+        data.name, seed, positions, data.labels[positions].astype(np.int8), seconds, model.n_fits, **stop
+    )
 
 
 def simulate_files(
@@ -101,12 +146,17 @@ def simulate_files(
     features: FeatureConfig | None = None,
     embedder: SentenceEmbedder | None = None,
     on_run: Callable[[SimulationResult], None] | None = None,
+    stop_rule: StoppingRule | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], SimulationResult]]:
     """Every (dataset, seed) run: one row each in BENCHMARK.md's columns, and the raw runs.
 
     With ``embedder``, each dataset is embedded once, as a project keeps its embeddings, and
     the time it took is added to the ``seconds`` of the dataset's first run. ``on_run`` is
     told of each run as it finishes (progress for long suites).
+
+    With ``stop_rule``, each run ends when the rule says stop (see :func:`simulate_dataset`);
+    the rows gain :data:`STOP_COLUMNS`, and the metrics a run never reached are NaN (``n95``
+    is then a nullable integer column).
     """
     rows, runs = [], {}
     seeds = list(seeds)
@@ -118,7 +168,9 @@ def simulate_files(
             embeddings = embedder.encode([text.strip() for text in data.texts])
             embed_seconds = time.perf_counter() - started
         for seed in seeds:
-            result = simulate_dataset(data, seed=seed, learner=learner, features=features, embeddings=embeddings)
+            result = simulate_dataset(
+                data, seed=seed, learner=learner, features=features, embeddings=embeddings, stop_rule=stop_rule
+            )
             if embed_seconds:
                 result = replace(result, seconds=result.seconds + embed_seconds)
                 embed_seconds = 0.0
@@ -126,7 +178,41 @@ def simulate_files(
             runs[(data.name, seed)] = result
             if on_run is not None:
                 on_run(result)
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS), runs
+    if stop_rule is None:
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS), runs
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS + STOP_COLUMNS)
+    table["n95"] = table["n95"].astype("Int64")  # an empty cell, not 25.0, where a run never reached 95%
+    return table, runs
+
+
+def trace_frame(
+    runs: Mapping[tuple[str, int], SimulationResult], datasets: Mapping[str, LabeledDataset]
+) -> pd.DataFrame:
+    """Every run's screening order, one row per record screened: :data:`TRACE_COLUMNS`.
+
+    ``position`` 1 is the included prior and 2 the excluded one; ``record_id`` is the
+    dataset's ``record_id`` (its row number from 1 if it has none) and ``label`` its label.
+    ``datasets`` maps each run's dataset name to the dataset it ran on.
+    """
+    parts = []
+    for (name, seed), run in runs.items():
+        data = datasets[name]
+        ids = data.record_ids if data.record_ids is not None else [str(i) for i in range(1, data.n_records + 1)]
+        n = len(run.order)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "dataset": [name] * n,
+                    "seed": np.full(n, seed, dtype=np.int64),
+                    "position": np.arange(1, n + 1),
+                    "record_id": [ids[i] for i in run.order],
+                    "label": run.labels_in_order.astype(np.int64),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=TRACE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[TRACE_COLUMNS]
 
 
 def plot_recall(
