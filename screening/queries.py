@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from .errors import ConfigError
 from .schema import DuplicatePair, Record, RecordSource, Source, Stage
-from .snapshot import MAYBE, ProjectSnapshot, read_project
+from .snapshot import MAYBE, Outcome, ProjectSnapshot, read_project
 from .sources import BIBLIOGRAPHIC_FIELDS
+from .stops import list_stops
 from .store import Store
 
 EXPORT_SELECTIONS = ("all", "included", "excluded", "undecided")
@@ -107,6 +108,16 @@ class StatusReport:
     uncertain_pairs: int
     sources: list[SourceLine] = field(default_factory=list)
     stages: dict[str, dict[str, int]] = field(default_factory=dict)
+    stops: list[str] = field(default_factory=list)  # the stops in force, one line each
+
+
+AUTOMATED = "excluded by automation"
+
+
+def _status_key(o: Outcome) -> str:
+    if o.final == "exclude" and o.kind == "automation":
+        return AUTOMATED
+    return o.value if o.final or o.status == MAYBE else o.status
 
 
 def status(store: Store) -> StatusReport:
@@ -139,11 +150,12 @@ def status(store: Store) -> StatusReport:
         stages: dict[str, dict[str, int]] = {}
         for stage in Stage:
             outcomes = project.stage(stage).outcomes.values()
-            tally = Counter(o.value if o.final or o.status == MAYBE else o.status for o in outcomes)
+            tally = Counter(_status_key(o) for o in outcomes)
             stages[stage.value] = dict(sorted(tally.items()))
         stages[Stage.FULL_TEXT].update(Counter(project.full_text.retrieval.values()))
-        screened = sum(v for k, v in stages[Stage.TITLE_ABSTRACT].items() if k in ("include", "exclude"))
+        screened = sum(v for k, v in stages[Stage.TITLE_ABSTRACT].items() if k in ("include", "exclude", AUTOMATED))
         stages[Stage.TITLE_ABSTRACT]["undecided"] = counts.unique - screened
+        stops = [f"{stop.stage}: stop #{stop.id}, {stop.describe()}" for stop in list_stops(session, active_only=True)]
     return StatusReport(
         name=str(store.get_setting("name", "")),
         records=counts.records,
@@ -152,4 +164,5 @@ def status(store: Store) -> StatusReport:
         uncertain_pairs=uncertain or 0,
         sources=lines,
         stages=stages,
+        stops=stops,
     )

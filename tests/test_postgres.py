@@ -33,6 +33,8 @@ from screening.ingest import import_file
 from screening.prisma import prisma_counts
 from screening.ranking.project import rank_unscreened
 from screening.reviewers import add_reviewer
+from screening.stopping import first_stop, make_rule
+from screening.stops import check_verdict, stage_evidence
 from screening.store import init_project, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,23 +109,34 @@ def screening_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "screening"]
 
 
-def screen_the_rest(db: str | Path, done: int, included: int) -> int:
-    """The screening the walkthrough leaves to the reader between its steps, through the same library calls.
+def screen_until_the_rule_says_stop(db: str | Path, done: int, included: int) -> int:
+    """The screening the walkthrough leaves to the reader before it asks the stopping rule, through the library.
 
-    Alice and Bob (dual mode) exclude every other record at title/abstract but ``included``,
-    which they both include and Alice then includes at full text. Returns how many records
-    were screened here.
+    Alice and Bob (dual mode) screen in ranked order, excluding every record but ``included``,
+    which they both include, until the default rule (95% recall, 95% confidence) says stop.
+    Returns how many records were screened here.
     """
     with open_store(db) as store:
         ranked = [rid for rid, _ in rank_unscreened(store)]
         assert done not in ranked and included in ranked
-        for rid in ranked:
+        with store.read() as s:
+            evidence = stage_evidence(s)
+        labels = [*evidence.labels, *(int(rid == included) for rid in ranked)]
+        stop_at = first_stop(make_rule(), labels, evidence.pool)
+        assert stop_at is not None and stop_at < len(labels), "the rule should say stop before the last record"
+        for rid in ranked[: stop_at - evidence.screened]:
             value = "include" if rid == included else "exclude"
             for reviewer in ("alice", "bob"):
                 decide(store, rid, value, reviewer=reviewer)
+        assert check_verdict(store)[1].stop
+    return stop_at - evidence.screened
+
+
+def assess_the_full_text(db: str | Path, included: int) -> None:
+    """Alice retrieves the included record's report and includes it at full text."""
+    with open_store(db) as store:
         set_retrieval(store, included, True, reviewer="alice")
         decide(store, included, "include", stage="full_text", reviewer="alice")
-    return len(ranked)
 
 
 @pytest.mark.slow
@@ -134,9 +147,9 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
     Only these are put in: the database (the README's ``review.db``, or a fresh PostgreSQL
     database), the fake E-utilities server ($SCREENING_EUTILS_URL), a real Embase RIS export for
     ``embase.ris``, and the best-ranked record of ``rank --top 5`` for the README's record 42.
-    Before ``prisma``, the test screens the records the walkthrough leaves to the reader (PRISMA
-    refuses counts with records still unscreened), including the second-ranked record through
-    to full text. Checked: the search's counts, the conflict listed and then resolved, each stored
+    Before ``stops``, the test screens the records the walkthrough leaves to the reader, in ranked
+    order, until the stopping rule says stop; before ``prisma`` it takes the second-ranked record
+    through full text. Checked: the search's counts, the conflict listed and then resolved, each stored
     decision on the record, the PRISMA diagram and template CSV, and the export of the one included
     record.
     """
@@ -147,7 +160,7 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
     else:  # the README's own relative path, in the folder the commands run in
         db, lib_db = readme_db, tmp_path / readme_db
     names = [argv[0] for argv in commands]
-    for step in ("init", "search", "import", "rank", "decide", "conflicts", "resolve", "prisma", "export"):
+    for step in ("init", "search", "import", "rank", "decide", "conflicts", "resolve", "stops", "stop", "prisma"):
         assert step in names, f"the README walkthrough no longer runs 'screening {step}'"
     assert names.index("rank") < names.index("decide")
     assert any(README_RECORD in argv for argv in commands), f"the README walkthrough no longer uses {README_RECORD}"
@@ -179,10 +192,13 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
     with EutilsServer() as server:
         env = {k: v for k, v in os.environ.items() if k not in ("NCBI_API_KEY", "SCREENING_EUTILS_URL")}
         env.update(readme_env, SCREENING_DB=db, SCREENING_EUTILS_URL=server.url, COLUMNS="200")
-        rest = 0
+        rest, assessed = 0, False
         for argv in commands:
-            if argv[0] == "prisma" and not rest:
-                rest = screen_the_rest(lib_db, picked[0], picked[1])
+            if argv[0] in ("stops", "stop") and not rest:
+                rest = screen_until_the_rule_says_stop(lib_db, picked[0], picked[1])
+            if argv[0] == "prisma" and not assessed:
+                assess_the_full_text(lib_db, picked[1])
+                assessed = True
             out = run(fill(argv))
             if argv[0] == "rank":
                 picked = [int(record) for _, record, _ in RANK_ROW.findall(out)]
@@ -211,16 +227,23 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
             ("full_text", "alice", "exclude", "Wrong population"),
         ]
         assert history(store, picked[0])[2].kind == "resolution"
-    assert rest == unique - 1
+    screened = 1 + rest  # README's record and the rest, by people; the stop excluded the others
+    assert 0 < unique - screened < unique / 2
+    assert "you can stop" in outputs["stops"][0]
+    assert f"stop #1: stopped by buscar; target 95% recall with 95% confidence; {unique - screened} records" in (
+        " ".join(outputs["stop"][0].split())
+    )
 
     with (tmp_path / "prisma.csv").open(encoding="utf-8", newline="") as f:
         prisma = {row["data"]: row["n"] for row in csv.DictReader(f) if row["n"]}
-    assert int(prisma["records_screened"]) == unique
-    assert int(prisma["records_excluded"]) == unique - 2
+    assert int(prisma["records_screened"]) == screened
+    assert int(prisma["excluded_automatic"]) == unique - screened
+    assert int(prisma["records_excluded"]) == screened - 2
     assert (prisma["dbr_assessed"], prisma["dbr_excluded"], prisma["new_studies"]) == ("2", "Wrong population, 1", "1")
     svg = (tmp_path / "prisma.svg").read_text(encoding="utf-8")
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "Wrong population (n = 1)" in svg
-    assert f"(n = {unique - 2})" in svg  # records excluded at title/abstract
+    assert f"(n = {screened - 2})" in svg  # records excluded at title/abstract
+    assert "stopped by buscar" in svg
 
     assert "Wrote 1 records to included.ris" in outputs["export"][0]
     included = (tmp_path / "included.ris").read_text(encoding="utf-8")

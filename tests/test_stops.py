@@ -270,12 +270,16 @@ def test_cli_stop_refuses_then_stops_and_undoes(review: Review, tmp_path: Path) 
     )
     assert forced.exit_code == 0, forced.output
     assert "forced stop" in forced.output and "210 records not screened" in forced.output
+    status = runner.invoke(app, ["status", "--db", db])
+    assert "excluded by automation 210" in status.output and "stop #1, forced stop" in status.output
     prisma = runner.invoke(app, ["prisma", "--db", db, "--format", "json"])
     assert prisma.exit_code != 0  # the reports sought still need full text
     undone = runner.invoke(app, ["undo-stop", "--db", db, "--reviewer", "alice"])
     assert undone.exit_code == 0 and "210 records open again" in undone.output
     listed = runner.invoke(app, ["stops", "--db", db])
     assert "undone by" in listed.output
+    status = runner.invoke(app, ["status", "--db", db])
+    assert "excluded by automation" not in status.output and "stop #" not in status.output
     with open_store(db) as store:
         assert records_left(store) == 210
 

@@ -148,6 +148,8 @@ def status_command(db: DbOption) -> None:
     for stage, counts in report.stages.items():
         parts = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing yet"
         console.print(f"{stage}: {parts}")
+    for line in report.stops:
+        console.print(line, highlight=False)
 
 
 @handle_errors

@@ -24,6 +24,8 @@ from ..ranking.active import ActiveLearner
 from ..ranking.embeddings import INSTALL_HINT, embeddings_available
 from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
 from ..schema import Stage
+from ..stop_curve import StopSettings
+from ..stopping import StopVerdict
 from ..store import DB_ENV, Store, open_store
 
 DEFAULT_DB = "data/demo.db"
@@ -149,6 +151,17 @@ def embeddings_control(store: Store) -> None:
         bar.empty()
     shared_ranker.clear()  # the next page load builds the ranker with the new setting
     st.rerun()
+
+
+@st.cache_data(max_entries=16, show_spinner="Checking the stopping rule…")
+def stop_verdict(labels: np.ndarray, pool: int, settings: StopSettings) -> StopVerdict:
+    """The stopping rule's verdict on a stage's evidence (``screening.stops.stage_evidence``).
+
+    Shared by the Screen and Progress pages and computed again only when the evidence or
+    the rule changes: a verdict reads the whole screening order, and takes seconds on a
+    large project.
+    """
+    return settings.make().verdict(labels, pool)
 
 
 def current_db() -> str | None:

@@ -7,6 +7,12 @@ transaction that the record still takes this reviewer's decision. The next recor
 and that no other reviewer has on screen, held for them with a short lease. A click that
 loses a race (someone decided the record a moment before) says so, offers to change that
 decision instead, and shows the next record.
+
+Under the counter, after every decision: what the project's stopping rule says now
+(``screening.stops.stage_evidence`` and the rule's verdict, read once per rerun and
+cached until the evidence changes). When it says stop, a reviewer whose role allows it
+(``screening.stops.may_stop``) gets a button that, once confirmed, ends the stage with
+``screening.stops.stop_stage``. A forced stop and undoing a stop live on the Progress page.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from screening.dashboard.text import (
 from screening.decisions import decide, undo, visible_decisions
 from screening.errors import AlreadyDecided, ScreeningError
 from screening.progress import Claim, claim_next
+from screening.reviewers import get_mode, reviewer_by_name
+from screening.stop_curve import StopSettings, stop_settings
+from screening.stopping import StopVerdict
+from screening.stops import may_stop, stage_evidence, stop_stage, stops
 
 STAGE = state.STAGE
 BUTTONS = (
@@ -36,6 +46,7 @@ SHOWN_KEY = "screen_record"  # the record on screen, so undo can bring it back
 NEXT_KEY = "screen_prefer"  # a record to show next if it still needs this reviewer (after undo)
 FLASH_KEY = "screen_flash"
 REVISE_KEY = "screen_revise"  # (record id, value, title) of a click that lost a race: offer to change it
+STOP_CONFIRM_KEY = "screen_stop_confirm"  # the reviewer clicked "Stop screening…": ask once more
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -117,6 +128,78 @@ def pick_record() -> Claim:
     return claim
 
 
+def verdict_numbers(verdict: StopVerdict) -> str:
+    """The counts the verdict rests on, and the recall it estimates if the rule gives one (the bound is in reason)."""
+    parts = [f"{verdict.found} includes in {verdict.screened} screened of {verdict.pool}"]
+    estimated = getattr(verdict, "estimated_recall", None)
+    if estimated is not None:
+        parts.append(f"estimated recall {estimated:.1%}")
+    return " · ".join(parts)
+
+
+def on_stop(settings: StopSettings) -> None:
+    """End title/abstract screening by the rule; the library checks the rule again in its own transaction."""
+    st.session_state.pop(STOP_CONFIRM_KEY, None)
+    try:
+        result = stop_stage(store, reviewer=reviewer, stage=STAGE, **settings.as_kwargs())
+    except ScreeningError as e:
+        _flash("error", str(e))
+        return
+    message = f"Title/abstract screening stopped (stop #{result.stop.id}): {result.stop.describe()}."
+    if result.still_open:
+        message += (
+            f" {result.still_open} screened records still need a vote or a resolution (see Conflicts) "
+            "before the PRISMA counts add up."
+        )
+    _flash("success", message)
+
+
+def stop_controls(settings: StopSettings, unscreened: int) -> None:
+    """ "Stop screening…", then a confirmation naming what the stop does."""
+    if not st.session_state.get(STOP_CONFIRM_KEY):
+        st.button(
+            "Stop screening…",
+            key="screen_stop",
+            on_click=lambda: st.session_state.update({STOP_CONFIRM_KEY: True}),
+            help="End title/abstract screening here; you are asked to confirm first.",
+        )
+        return
+    st.warning(
+        f"Stopping excludes the {unscreened} records nobody has screened, as records marked ineligible by an "
+        f"automation tool (PRISMA 2020), naming {settings.rule} and its claim ({settings.claim}). "
+        "Records imported later are open again; the stop can be undone on the Progress page."
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        "Yes, stop title/abstract screening", key="screen_stop_yes", type="primary", on_click=on_stop, args=(settings,)
+    )
+    no.button("Cancel", key="screen_stop_cancel", on_click=lambda: st.session_state.pop(STOP_CONFIRM_KEY, None))
+
+
+def stopping_box() -> None:
+    """The stage's active stop if any, what the rule says now, and the stop button when it says stop."""
+    for stop in stops(store, STAGE, active_only=True):
+        st.info(f"Title/abstract screening was stopped early (stop #{stop.id}): {stop.describe()}.")
+    settings = stop_settings(store)
+    with store.read() as s:
+        evidence = stage_evidence(s, STAGE)
+        allowed = may_stop(reviewer_by_name(s, reviewer), get_mode(s, STAGE).dual)
+    if evidence.screened == 0:
+        return
+    verdict = state.stop_verdict(evidence.labels, evidence.pool, settings)
+    (st.success if verdict.stop else st.info)(
+        verdict.reason, icon=":material/flag:" if verdict.stop else ":material/trending_up:"
+    )
+    st.caption(verdict_numbers(verdict))
+    if not verdict.stop or not evidence.unscreened:
+        st.session_state.pop(STOP_CONFIRM_KEY, None)
+        return
+    if allowed:
+        stop_controls(settings, len(evidence.unscreened))
+    else:
+        st.caption("In dual screening an adjudicator ends the stage: ask one to stop it.")
+
+
 def keyword_editor(keywords: dict[str, list[str]]) -> None:
     with st.expander("Highlight keywords"), st.form("keywords_form"):
         include = st.text_area("Include keywords (one per line)", "\n".join(keywords["include"]), key="kw_include")
@@ -171,6 +254,7 @@ if flash := st.session_state.pop(FLASH_KEY, None):
     getattr(st, flash[0])(flash[1])
 revise_offer()
 counter = st.empty()
+stopping_box()
 claim = pick_record()
 record_id = claim.record_id
 st.session_state[SHOWN_KEY] = record_id
