@@ -31,6 +31,7 @@ from screening.ranking.project import ProjectRanker
 from screening.reviewers import add_reason, add_reviewer, set_mode
 from screening.schema import AuditEvent, Decision, Stop
 from screening.sources import Citation
+from screening.stop_curve import save_stop_settings
 from screening.stopping import first_stop, make_rule
 from screening.stops import check_verdict, stage_evidence, stop_stage, stops, undo_stop
 from screening.store import Store, init_project, open_store
@@ -264,7 +265,10 @@ def test_cli_stop_refuses_then_stops_and_undoes(review: Review, tmp_path: Path) 
     refused = runner.invoke(app, ["stop", "--db", db, "--reviewer", "alice", "--target", "0.9"])
     assert refused.exit_code != 0 and "not stopped" in refused.output and "p = " in refused.output
     shown = runner.invoke(app, ["stops", "--db", db, "--target", "0.9"])
-    assert shown.exit_code == 0 and "100 of 310 records screened" in shown.output
+    assert shown.exit_code == 0 and "100 of 310 records screened" in shown.output and "≥ 90%" in shown.output
+    assert "recall ≥ 95% with 95%" in runner.invoke(app, ["stops", "--db", db]).output
+    save_stop_settings(review.store, rule="buscar", target=0.8, confidence=0.9)  # the project's, from the dashboard
+    assert "recall ≥ 80% with 90%" in runner.invoke(app, ["stops", "--db", db]).output
     forced = runner.invoke(
         app, ["stop", "--db", db, "--reviewer", "alice", "--target", "0.9", "--force", "--note", "Deadline"]
     )

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -379,12 +379,33 @@ def prisma_command(
 
 # -- stopping early ---------------------------------------------------------------
 TargetOption = Annotated[
-    float, typer.Option("--target", min=0.5, max=0.999, help="Recall the rule must certify (0.95: 95%).")
+    float | None,
+    typer.Option(
+        "--target", min=0.5, max=0.999, help="Recall the rule must certify (default: the project's, else 0.95)."
+    ),
 ]
 ConfidenceOption = Annotated[
-    float, typer.Option("--confidence", min=0.5, max=0.999, help="Confidence of that certificate (0.95: 95%).")
+    float | None,
+    typer.Option(
+        "--confidence", min=0.5, max=0.999, help="Confidence of that certificate (default: the project's, else 0.95)."
+    ),
 ]
-RuleOption = Annotated[str, typer.Option("--rule", help=f"Stopping rule: {', '.join(RULES)}.")]
+RuleOption = Annotated[
+    str | None,
+    typer.Option("--rule", help=f"Stopping rule: {', '.join(RULES)} (default: the project's, else {DEFAULT_RULE})."),
+]
+
+
+def _stop_settings(store: Store, rule: str | None, target: float | None, confidence: float | None) -> dict[str, Any]:
+    """The options given, else the project's ``stopping`` setting (set on the dashboard's Progress page)."""
+    from ..stop_curve import stop_settings
+
+    saved = stop_settings(store)
+    return {
+        "rule": rule or saved.rule,
+        "target": target if target is not None else saved.target,
+        "confidence": confidence if confidence is not None else saved.confidence,
+    }
 
 
 def _verdict_lines(evidence: StageEvidence, verdict: StopVerdict) -> str:
@@ -401,9 +422,9 @@ def stop_command(
     db: DbOption,
     reviewer: ReviewerOption,
     stage: StageOption = Stage.TITLE_ABSTRACT,
-    target: TargetOption = 0.95,
-    confidence: ConfidenceOption = 0.95,
-    rule: RuleOption = DEFAULT_RULE,
+    target: TargetOption = None,
+    confidence: ConfidenceOption = None,
+    rule: RuleOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Stop although the rule does not say so (needs --note; marked forced).")
     ] = False,
@@ -418,16 +439,8 @@ def stop_command(
     from ..stops import stop_stage
 
     with open_project(db) as store:
-        result = stop_stage(
-            store,
-            reviewer=reviewer,
-            stage=stage,
-            rule=rule,
-            target=target,
-            confidence=confidence,
-            force=force,
-            note=note,
-        )
+        chosen = _stop_settings(store, rule, target, confidence)
+        result = stop_stage(store, reviewer=reviewer, stage=stage, force=force, note=note, **chosen)
     stop = result.stop
     console.print(f"stop #{stop.id}: {stop.describe()}", highlight=False)
     console.print(result.verdict.reason, highlight=False)
@@ -457,15 +470,16 @@ def undo_stop_command(
 def stops_command(
     db: DbOption,
     stage: StageOption = Stage.TITLE_ABSTRACT,
-    target: TargetOption = 0.95,
-    confidence: ConfidenceOption = 0.95,
-    rule: RuleOption = DEFAULT_RULE,
+    target: TargetOption = None,
+    confidence: ConfidenceOption = None,
+    rule: RuleOption = None,
 ) -> None:
     """What the stopping rule says now, and every stop of the stage (undone ones marked)."""
     from ..stops import check_verdict, stops
 
     with open_project(db) as store:
-        evidence, verdict = check_verdict(store, stage=stage, rule=rule, target=target, confidence=confidence)
+        chosen = _stop_settings(store, rule, target, confidence)
+        evidence, verdict = check_verdict(store, stage=stage, **chosen)
         rows = stops(store, stage)
     console.print(_verdict_lines(evidence, verdict), highlight=False)
     for info in rows:
