@@ -1,8 +1,8 @@
 """Stopping early from the dashboard, through Streamlit's AppTest, on a real project.
 
 The project holds the 310 records of Cohen et al.'s Antihistamines review (16 includes).
-Alice screens every include first, then excludes: after 200 excludes Buscar cannot yet
-vouch for 95% recall with 95% confidence; after 280 it can (checked with ``check_verdict``
+Alice screens every include first, then excludes: after 100 excludes the default rule cannot
+yet vouch for 95% recall with 95% confidence; after 280 it can (checked with ``check_verdict``
 so the tests say which side of the line they stand on).
 """
 
@@ -25,7 +25,7 @@ from screening.reviewers import add_reviewer, set_mode
 from screening.schema import Record
 from screening.sources import Citation
 from screening.stop_curve import bound_curve, lower_bound, stop_point, stop_settings
-from screening.stopping import _recall_lower_bound, first_stop, make_rule
+from screening.stopping import DEFAULT_RULE, _recall_lower_bound, first_stop, make_rule
 from screening.stops import check_verdict, stops
 from screening.store import DB_ENV, init_project, open_store
 
@@ -34,7 +34,7 @@ APP = str(ROOT / "app.py")
 DATASET = Path(__file__).resolve().parent / "fixtures" / "ranking" / "cohen2006_Antihistamines.csv.gz"
 PAGES = "screening/dashboard/pages"
 TIMEOUT = 120
-NOT_YET = 200  # excludes after the includes: the rule does not say stop yet
+NOT_YET = 100  # excludes after the includes: the rule does not say stop yet
 ENOUGH = 280  # excludes after the includes: the rule says stop
 
 
@@ -133,11 +133,11 @@ def test_lower_bound_is_buscars_and_the_stop_point_is_first_stop() -> None:
 def test_screen_shows_not_yet_and_no_stop_button(not_yet: Path) -> None:
     at = open_app("alice")
     assert any("not yet recall ≥ 95% with 95% confidence" in t for t in texts(at.info)), texts(at.info)
-    assert any("16 includes in 216 screened of 310" in t for t in texts(at.caption))
+    assert any(f"16 includes in {16 + NOT_YET} screened of 310" in t for t in texts(at.caption))
     assert "screen_stop" not in keys(at)
     before = shown_record(at)
     at.button(key=f"decide_exclude_{before}").click().run()  # the verdict follows every decision
-    assert any("217 screened of 310" in t for t in texts(at.caption))
+    assert any(f"{17 + NOT_YET} screened of 310" in t for t in texts(at.caption))
     assert "screen_stop" not in keys(at)
 
 
@@ -158,7 +158,7 @@ def test_screen_stops_after_confirmation(enough: Path) -> None:
         assert stop.active and not stop.forced and stop.records == 14 and stop.reviewer == "alice"
         assert records_left(store) == 0
     assert any("Title/abstract screening stopped (stop #" in t for t in texts(at.success))
-    assert any("stopped early" in t and "stopped by buscar" in t for t in texts(at.info))
+    assert any("stopped early" in t and f"stopped by {DEFAULT_RULE}" in t for t in texts(at.info))
     assert any("Nothing left for you to screen" in t for t in texts(at.success))
     assert "screen_stop" not in keys(at)
 
@@ -189,14 +189,17 @@ def test_progress_draws_the_bound_and_the_stop_point(enough: Path) -> None:
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert any('"recall at least"' in spec and '"type": "rule"' in spec for spec in specs), "no bound chart"
     assert any("it may stop once the orange line reaches the dashed target (95%)" in t for t in texts(at.caption))
-    assert any("first said stop after 296 records" in t for t in texts(at.caption))
+    stop_at = first_stop(make_rule(), [1] * 16 + [0] * ENOUGH, 310)
+    assert stop_at is not None and stop_at < 16 + ENOUGH
+    assert any(f"first said stop after {stop_at} records" in t for t in texts(at.caption))
     assert any("you can stop" in t for t in texts(at.success))
     assert "force_stop" not in keys(at)  # the rule says stop: the Screen page stops
 
 
 def test_progress_force_stop_needs_a_note_and_is_marked_forced_then_undo(not_yet: Path) -> None:
     at = open_app("alice", "progress")
-    assert any("where it would stop after 80 more excludes in a row" in t for t in texts(at.caption))
+    needed = make_rule().more_needed([1] * 16 + [0] * NOT_YET, 310)
+    assert any(f"where it would stop after {needed} more excludes in a row" in t for t in texts(at.caption))
     at.button(key="force_stop").click().run()
     assert any("needs a note" in t for t in texts(at.error))
     with open_store(not_yet) as store:
@@ -206,17 +209,17 @@ def test_progress_force_stop_needs_a_note_and_is_marked_forced_then_undo(not_yet
     assert not at.exception, at.exception
     with open_store(not_yet) as store:
         [stop] = stops(store)
-        assert stop.forced and stop.note == "deadline; the last 100 were all off topic" and stop.records == 94
+        assert stop.forced and stop.note == "deadline; the last 100 were all off topic" and stop.records == 294 - NOT_YET
         assert records_left(store) == 0
     assert any("forced stop (the rule did not say stop)" in t for t in texts(at.warning))
     at.button(key="undo_stop").click().run()
     assert "undo_stop_yes" in keys(at)
     at.button(key="undo_stop_yes").click().run()
     assert not at.exception, at.exception
-    assert any("94 records are open for screening again" in t for t in texts(at.success))
+    assert any(f"{294 - NOT_YET} records are open for screening again" in t for t in texts(at.success))
     with open_store(not_yet) as store:
         [stop] = stops(store)
-        assert not stop.active and records_left(store) == 94
+        assert not stop.active and records_left(store) == 294 - NOT_YET
     at.switch_page(f"{PAGES}/screen.py").run()
     assert "screen_stop" not in keys(at) and shown_record(at)
 
@@ -225,7 +228,7 @@ def test_progress_sets_the_rule_and_the_screen_follows(not_yet: Path) -> None:
     at = open_app("alice", "progress")
     at.number_input(key="stop_target").set_value(80).run()
     at.button(key="stop_settings_save").click().run()
-    assert any("buscar, ≥ 80% recall with 95% confidence" in t for t in texts(at.success))
+    assert any(f"{DEFAULT_RULE}, ≥ 80% recall with 95% confidence" in t for t in texts(at.success))
     with open_store(not_yet) as store:
         assert stop_settings(store).target == pytest.approx(0.8)
     at.switch_page(f"{PAGES}/screen.py").run()

@@ -33,7 +33,7 @@ from screening.ingest import import_file
 from screening.prisma import prisma_counts
 from screening.ranking.project import rank_unscreened
 from screening.reviewers import add_reviewer
-from screening.stopping import first_stop, make_rule
+from screening.stopping import DEFAULT_RULE, first_stop, make_rule
 from screening.stops import check_verdict, stage_evidence
 from screening.store import init_project, open_store
 
@@ -230,8 +230,9 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
     screened = 1 + rest  # README's record and the rest, by people; the stop excluded the others
     assert 0 < unique - screened < unique / 2
     assert "you can stop" in outputs["stops"][0]
-    assert f"stop #1: stopped by buscar; target 95% recall with 95% confidence; {unique - screened} records" in (
-        " ".join(outputs["stop"][0].split())
+    assert (
+        f"stop #1: stopped by {DEFAULT_RULE}; target 95% recall with 95% confidence; {unique - screened} records"
+        in (" ".join(outputs["stop"][0].split()))
     )
 
     with (tmp_path / "prisma.csv").open(encoding="utf-8", newline="") as f:
@@ -243,7 +244,7 @@ def test_the_readme_walkthrough_runs_through_the_cli(backend: str, request: pyte
     svg = (tmp_path / "prisma.svg").read_text(encoding="utf-8")
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "Wrong population (n = 1)" in svg
     assert f"(n = {screened - 2})" in svg  # records excluded at title/abstract
-    assert "stopped by buscar" in svg
+    assert f"stopped by {DEFAULT_RULE}" in svg
 
     assert "Wrote 1 records to included.ris" in outputs["export"][0]
     included = (tmp_path / "included.ris").read_text(encoding="utf-8")
