@@ -300,7 +300,8 @@ class ExcludesInARow:
 
 
 DECAY_SHAPES = np.concatenate([np.linspace(0.0, 3.0, 31), np.linspace(3.5, 12.0, 18)])  # the d of PoissonDecay
-DECAY_OFFSET = 0.75  # the rate's scale (chosen on the tuning half of the benchmark suite), a share of the pool: A * (position + DECAY_OFFSET * pool) ** -d
+# the rate's scale, a share of the pool: A * (position + DECAY_OFFSET * pool) ** -d (chosen on the tuning half)
+DECAY_OFFSET = 0.75
 
 
 @functools.lru_cache(maxsize=8)

@@ -209,7 +209,8 @@ def test_progress_force_stop_needs_a_note_and_is_marked_forced_then_undo(not_yet
     assert not at.exception, at.exception
     with open_store(not_yet) as store:
         [stop] = stops(store)
-        assert stop.forced and stop.note == "deadline; the last 100 were all off topic" and stop.records == 294 - NOT_YET
+        assert stop.forced and stop.note == "deadline; the last 100 were all off topic"
+        assert stop.records == 294 - NOT_YET
         assert records_left(store) == 0
     assert any("forced stop (the rule did not say stop)" in t for t in texts(at.warning))
     at.button(key="undo_stop").click().run()

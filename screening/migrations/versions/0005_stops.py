@@ -40,7 +40,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["reviewer_id"], ["reviewers.id"], name=op.f("fk_stops_reviewer_id_reviewers"), ondelete="RESTRICT"
         ),
-        sa.ForeignKeyConstraint(["undoes_id"], ["stops.id"], name=op.f("fk_stops_undoes_id_stops"), ondelete="RESTRICT"),
+        sa.ForeignKeyConstraint(
+            ["undoes_id"], ["stops.id"], name=op.f("fk_stops_undoes_id_stops"), ondelete="RESTRICT"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stops")),
         sa.UniqueConstraint("undoes_id", name=op.f("uq_stops_undoes_id")),
     )
