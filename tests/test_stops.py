@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,6 +268,7 @@ def test_cli_stop_refuses_then_stops_and_undoes(review: Review, tmp_path: Path) 
     assert refused.exit_code != 0 and "not stopped" in refused.output and "p = " in refused.output
     shown = runner.invoke(app, ["stops", "--db", db, "--target", "0.9"])
     assert shown.exit_code == 0 and "60 of 310 records screened" in shown.output and "≥ 90%" in shown.output
+    assert re.search(r"estimated \d+\.\d%", shown.output)
     assert "recall ≥ 95% with 95%" in runner.invoke(app, ["stops", "--db", db]).output
     save_stop_settings(review.store, rule="buscar", target=0.8, confidence=0.9)  # the project's, from the dashboard
     assert "recall ≥ 80% with 90%" in runner.invoke(app, ["stops", "--db", db]).output

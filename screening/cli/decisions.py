@@ -411,7 +411,8 @@ def _stop_settings(store: Store, rule: str | None, target: float | None, confide
 def _verdict_lines(evidence: StageEvidence, verdict: StopVerdict) -> str:
     numbers = (
         f"{verdict.screened:,} of {verdict.pool:,} records screened, {verdict.found:,} included; "
-        f"recall ≥ {verdict.recall_lower_bound:.1%} with {verdict.confidence:.0%} confidence"
+        f"recall ≥ {verdict.recall_lower_bound:.1%} with {verdict.confidence:.0%} confidence, "
+        f"estimated {verdict.estimated_recall:.1%}"
     )
     pending = f"; {evidence.pending} screened records still undecided (counted as includes)" if evidence.pending else ""
     return f"{verdict.reason}\n{numbers}{pending}"
