@@ -97,7 +97,7 @@ class Record(Base):
     publication_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     language: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
-    retracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     deleted_from_source: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # deduplication: NULL for a record that stands for its group

@@ -200,8 +200,31 @@ def first_stop(rule: StoppingRule, labels: Sequence[int] | np.ndarray, pool: int
     return None
 
 
+class _Rule:
+    """What the rules share: parameters checked on creation, and ``should_stop`` / ``more_needed``
+    from one ``_stops(values, pool)`` (monotone in the excludes added, see :func:`excludes_to_stop`)."""
+
+    target: float
+    confidence: float
+
+    def __post_init__(self) -> None:
+        _check(self.target, self.confidence)
+
+    def _stops(self, values: np.ndarray, pool: int) -> bool:
+        raise NotImplementedError
+
+    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
+        """The decision alone."""
+        return self._stops(_labels(labels, pool), pool)
+
+    def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
+        """Excludes in a row, read next, before it says stop; None: not even if every record were read."""
+        values = _labels(labels, pool)
+        return excludes_to_stop(values, pool, lambda v: self._stops(v, pool))
+
+
 @dataclass(frozen=True)
-class Buscar:
+class Buscar(_Rule):
     """Callaghan & Müller-Hansen's stopping rule, as published (see the module docstring for its assumption)."""
 
     target: float = 0.95
@@ -209,21 +232,9 @@ class Buscar:
     name: str = "buscar"
     guarantee: bool = True
 
-    def __post_init__(self) -> None:
-        _check(self.target, self.confidence)
-
     def _stops(self, values: np.ndarray, pool: int) -> bool:
         # never before the first include: there is nothing to estimate recall from
         return bool(values.sum()) and buscar_p_value(values, pool, self.target) < 1 - self.confidence
-
-    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
-        """The decision alone (one p-value)."""
-        return self._stops(_labels(labels, pool), pool)
-
-    def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
-        """Excludes in a row, read next, before it says stop; None: not even if every record were read."""
-        values = _labels(labels, pool)
-        return excludes_to_stop(values, pool, lambda v: self._stops(v, pool))
 
     def verdict(self, labels: Sequence[int] | np.ndarray, pool: int) -> StopVerdict:
         """Whether to stop after ``labels`` (screening order) out of ``pool`` records, and why, with its numbers."""
@@ -248,7 +259,7 @@ class Buscar:
 
 
 @dataclass(frozen=True)
-class ExcludesInARow:
+class ExcludesInARow(_Rule):
     """ASReview's heuristic: stop after ``run`` excludes in a row. **No guarantee**: it ignores the pool size.
 
     ``target`` and ``confidence`` are carried only so that it can sit in the same tables.
@@ -261,7 +272,7 @@ class ExcludesInARow:
     guarantee: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.target, self.confidence)
+        super().__post_init__()
         if self.run < 1:
             raise ConfigError(f"run: {self.run} excludes in a row; give at least 1")
 
@@ -269,9 +280,8 @@ class ExcludesInARow:
         ones = np.flatnonzero(values)
         return int(values.size - 1 - ones[-1]) if ones.size else int(values.size)
 
-    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
+    def _stops(self, values: np.ndarray, pool: int) -> bool:
         """At least one include, then ``run`` excludes in a row (or nothing left to read)."""
-        values = _labels(labels, pool)
         return bool(values.sum()) and (self._streak(values) >= self.run or values.size == pool)
 
     def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
@@ -366,7 +376,7 @@ def decay_remaining_bound(values: np.ndarray, pool: int, alpha: float) -> int:
 
 
 @dataclass(frozen=True)
-class PoissonDecay:
+class PoissonDecay(_Rule):
     """Stop when an upper confidence bound on the includes left, under a decaying-rate model, allows the target.
 
     **Its guarantee rests on an assumption**, stronger than buscar's: includes turn up along
@@ -395,9 +405,6 @@ class PoissonDecay:
     name: str = "poisson-decay"
     guarantee: bool = True
 
-    def __post_init__(self) -> None:
-        _check(self.target, self.confidence)
-
     def _bound(self, values: np.ndarray, pool: int, alpha: float) -> float:
         found = int(values.sum())
         return found / (found + decay_remaining_bound(values, pool, alpha)) if found else 0.0
@@ -406,15 +413,6 @@ class PoissonDecay:
         # never before the first include: there is nothing to fit the rate to
         alpha = 1 - self.confidence if alpha is None else alpha
         return bool(values.sum()) and self._bound(values, pool, alpha) >= self.target
-
-    def should_stop(self, labels: Sequence[int] | np.ndarray, pool: int) -> bool:
-        """The decision alone (one fit)."""
-        return self._stops(_labels(labels, pool), pool)
-
-    def more_needed(self, labels: Sequence[int] | np.ndarray, pool: int) -> int | None:
-        """Excludes in a row, read next, before it says stop; None: not even if every record were read."""
-        values = _labels(labels, pool)
-        return excludes_to_stop(values, pool, lambda v: self._stops(v, pool))
 
     def _p_value(self, values: np.ndarray, pool: int, stop: bool) -> float:
         """The smallest alpha at which it says stop (the rule is monotone in alpha), by bisection in log alpha."""

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text, union
 from sqlalchemy.orm import Session
 
 from .errors import DecisionError
@@ -47,7 +47,7 @@ class StageEvidence:
     stage: Stage
     labels: np.ndarray  # 1 include / 0 exclude, in the order records were first screened
     pool: int  # screened + unscreened + excluded by earlier stops
-    unscreened: list[int]  # live groups with no decision: what a stop excludes
+    unscreened: int  # live groups no decision touches: what a stop excludes
     pending: int  # screened groups without a final decision (counted as includes when a vote leans that way)
     stopped: int  # groups excluded by earlier stops that still stand
 
@@ -107,6 +107,31 @@ def _live_groups(session: Session) -> list[int]:
     return list(session.scalars(query.order_by(Record.id)))
 
 
+def _removed_and_live(session: Session) -> tuple[set[int], int]:
+    """The canonical records removed before screening (retracted or deleted: few), and how many others there are.
+
+    What the evidence needs without reading every record (the Screen page asks after every
+    decision): each part is an index search.
+    """
+    flagged = union(
+        select(Record.id).where(Record.retracted.is_(True)),
+        select(Record.id).where(Record.deleted_from_source.is_(True)),
+    )
+    ids = list(session.scalars(flagged))
+    gone = (
+        set(session.scalars(select(Record.id).where(Record.id.in_(ids), Record.canonical_id.is_(None))))
+        if ids
+        else set()
+    )
+    total = session.scalar(select(func.count(Record.id)).where(Record.canonical_id.is_(None))) or 0
+    return gone, int(total) - len(gone)
+
+
+def unscreened_groups(session: Session, snap: StageSnapshot) -> list[int]:
+    """The live groups no decision touches at the stage: what a stop excludes."""
+    return [g for g in _live_groups(session) if snap.outcome(g).status == UNSCREENED]
+
+
 def _leans_include(snap: StageSnapshot, group: int, value: str | None) -> int:
     if value in ("include", "exclude"):
         return int(value == "include")
@@ -119,13 +144,14 @@ def stage_evidence(
     """The stage's screening sequence and pool, read in this transaction."""
     stage = Stage(check_stage(stage))
     snap = snap if snap is not None else read_stage(session, stage)
-    live = set(_live_groups(session))
-    sequence = [(g, v) for g, v in snap.sequence() if g in live]
+    removed, live = _removed_and_live(session)
+    sequence = [(g, v) for g, v in snap.sequence() if g not in removed]
     labels = np.array([_leans_include(snap, g, v) for g, v in sequence], dtype=np.int64)
     pending = sum(1 for _, v in sequence if v not in ("include", "exclude"))
-    stopped = sum(1 for g in snap.stopped() if g in live)
-    unscreened = sorted(g for g in live if snap.outcome(g).status == UNSCREENED)
-    return StageEvidence(stage, labels, labels.size + len(unscreened) + stopped, unscreened, pending, stopped)
+    stopped = sum(1 for g in snap.stopped() if g not in removed)
+    touched = sum(1 for g in snap.outcomes if g not in removed)  # every live group a decision touches
+    unscreened = live - touched
+    return StageEvidence(stage, labels, labels.size + unscreened + stopped, unscreened, pending, stopped)
 
 
 def verdict_for(evidence: StageEvidence, rule: StoppingRule) -> StopVerdict:
@@ -239,7 +265,8 @@ def stop_stage(
                 f"--reviewer: {who.name!r} ({who.role}) may not stop {stage}: in dual screening an adjudicator does"
             )
         evidence = stage_evidence(s, stage, snap)
-        if not evidence.unscreened:
+        unscreened = unscreened_groups(s, snap)
+        if not unscreened:
             raise DecisionError(f"nothing to stop at {stage}: every record has a decision")
         verdict = verdict_for(evidence, chosen)
         if not verdict.stop and not force:
@@ -257,7 +284,7 @@ def stop_stage(
             forced=forced,
             note=note,
             numbers=_numbers(verdict, evidence),
-            records=len(evidence.unscreened),
+            records=len(unscreened),
             created_at=now or utcnow(),
         )
         s.add(row)
@@ -277,7 +304,7 @@ def stop_stage(
                     "stop_id": row.id,
                     "created_at": row.created_at,
                 }
-                for group in evidence.unscreened
+                for group in unscreened
             ],
         )
         detail = {"stop_id": row.id, "stage": str(stage), "rule": chosen.name, "target": chosen.target}
@@ -386,4 +413,5 @@ __all__ = [
     "stop_stage",
     "stops",
     "undo_stop",
+    "unscreened_groups",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+from test_dashboard import PAGES, open_app, shown_record
 
 from screening.decisions import decide
 from screening.ingest import add_citations, new_source
@@ -29,11 +30,7 @@ from screening.stopping import DEFAULT_RULE, _recall_lower_bound, first_stop, ma
 from screening.stops import check_verdict, stops
 from screening.store import DB_ENV, init_project, open_store
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
 DATASET = Path(__file__).resolve().parent / "fixtures" / "ranking" / "cohen2006_Antihistamines.csv.gz"
-PAGES = "screening/dashboard/pages"
-TIMEOUT = 120
 NOT_YET = 100  # excludes after the includes: the rule does not say stop yet
 ENOUGH = 280  # excludes after the includes: the rule says stop
 
@@ -87,29 +84,12 @@ def enough(built: dict[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return project(built, ENOUGH, tmp_path, monkeypatch)
 
 
-def open_app(reviewer: str | None = None, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    if reviewer:
-        at.sidebar.selectbox(key="reviewer").select(reviewer).run()
-    if page:
-        at.switch_page(f"{PAGES}/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
 def keys(at: AppTest) -> set[str]:
     return {b.key for b in at.button if b.key}
-
-
-def shown_record(at: AppTest) -> int:
-    captions = [c for c in texts(at.caption) if c.startswith("Record ")]
-    assert captions, "no record on screen"
-    return int(captions[0].split()[1])
 
 
 # -- the curve's numbers ------------------------------------------------------------------------------

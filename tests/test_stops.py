@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from screening import decisions as d
@@ -30,11 +30,12 @@ from screening.prisma_diagram import to_svg
 from screening.progress import records_left
 from screening.ranking.project import ProjectRanker
 from screening.reviewers import add_reason, add_reviewer, set_mode
-from screening.schema import AuditEvent, Decision, Stop
+from screening.schema import AuditEvent, Decision, Record, Stop
+from screening.snapshot import read_stage
 from screening.sources import Citation
 from screening.stop_curve import save_stop_settings
 from screening.stopping import DEFAULT_RULE, first_stop, make_rule
-from screening.stops import check_verdict, stage_evidence, stop_stage, stops, undo_stop
+from screening.stops import check_verdict, stage_evidence, stop_stage, stops, undo_stop, unscreened_groups
 from screening.store import Store, init_project, open_store
 
 DATA = Path(__file__).parent / "fixtures" / "ranking" / "cohen2006_Antihistamines.csv.gz"
@@ -114,9 +115,27 @@ def test_the_evidence_is_the_screening_order_and_the_pool(review: Review) -> Non
     with review.store.read() as s:
         evidence = stage_evidence(s)
     assert evidence.labels.tolist() == [review.labels[r] for r in done]
-    assert evidence.pool == 310 and len(evidence.unscreened) == 270 and evidence.stopped == 0
+    assert evidence.pool == 310 and evidence.unscreened == 270 and evidence.stopped == 0
+    with review.store.read() as s:
+        assert unscreened_groups(s, read_stage(s, "title_abstract")) == sorted(review.order[40:])
     _, verdict = check_verdict(review.store, target=TARGET)
     assert verdict == make_rule(target=TARGET).verdict(evidence.labels, 310)
+
+
+def test_retracted_and_withdrawn_records_are_not_in_the_pool_nor_excluded_by_a_stop(review: Review) -> None:
+    review.screen(40)
+    screened, unscreened = review.order[0], review.order[100]
+    with review.store.begin() as s:  # as a PubMed update would mark them
+        s.execute(update(Record).where(Record.id == screened).values(retracted=True))
+        s.execute(update(Record).where(Record.id == unscreened).values(deleted_from_source=True))
+    with review.store.read() as s:
+        evidence = stage_evidence(s)
+        assert unscreened not in unscreened_groups(s, read_stage(s, "title_abstract"))
+    assert evidence.pool == 308 and evidence.screened == 39 and evidence.unscreened == 269
+    result = stop_stage(review.store, reviewer="alice", target=TARGET, force=True, note="test")
+    assert result.stop.records == 269
+    counts = prisma_counts(review.store)
+    assert counts.excluded_other == 2 and counts.excluded_automatic == 269 and counts.records_screened == 39
 
 
 def test_a_stop_is_refused_with_the_rules_numbers_until_it_says_stop(review: Review) -> None:
@@ -193,7 +212,9 @@ def test_records_imported_after_a_stop_reopen_the_stage_for_them_only(tmp_path: 
     assert records_left(review.store) == 30
     with review.store.read() as s:
         evidence = stage_evidence(s)
-    assert evidence.unscreened == new_ids and evidence.stopped == first.stop.records
+    assert evidence.unscreened == 30 and evidence.stopped == first.stop.records
+    with review.store.read() as s:
+        assert unscreened_groups(s, read_stage(s, "title_abstract")) == new_ids
     ranker = ProjectRanker(review.store)
     assert {r.record_id for r in ranker.ranking()} == set(new_ids)  # the stopped records stay out of the queue
     counts = prisma_counts(review.store)

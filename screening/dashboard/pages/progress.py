@@ -259,7 +259,7 @@ def stopping_section(evidence: StageEvidence, verdict: StopVerdict | None, setti
         with st.expander("Force stop… (without the statistical guarantee)"):
             st.markdown(
                 f"The rule does **not** say stop: {settings.claim} is not shown. A forced stop excludes the "
-                f"{len(evidence.unscreened)} records nobody has screened all the same; it is recorded and "
+                f"{evidence.unscreened} records nobody has screened all the same; it is recorded and "
                 "reported (PRISMA, audit trail) as a **forced stop, without the rule's guarantee**, with your note."
             )
             st.text_area("Why stop now (required)", key="force_note")

@@ -195,7 +195,7 @@ def stopping_box() -> None:
         st.session_state.pop(STOP_CONFIRM_KEY, None)
         return
     if allowed:
-        stop_controls(settings, len(evidence.unscreened))
+        stop_controls(settings, evidence.unscreened)
     else:
         st.caption("In dual screening an adjudicator ends the stage: ask one to stop it.")
 

@@ -1,4 +1,5 @@
-"""Stopping a stage early: the ``stops`` table (append-only) and ``decisions.stop_id``.
+"""Stopping a stage early: the ``stops`` table (append-only) and ``decisions.stop_id``; an index on
+``records.retracted`` (the stopping rule's pool leaves retracted records out, after every decision).
 
 Revision ID: 0005
 Revises: 0004
@@ -72,10 +73,12 @@ def upgrade() -> None:
                 "FOR EACH STATEMENT EXECUTE FUNCTION screening_append_only()"
             )
     op.create_index("ix_decisions_stop_id", "decisions", ["stop_id"], unique=False)
+    op.create_index("ix_records_retracted", "records", ["retracted"], unique=False)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
+    op.drop_index("ix_records_retracted", table_name="records")
     op.drop_index("ix_decisions_stop_id", table_name="decisions")
     if dialect == "sqlite":
         for name in ("update", "delete", "replace"):
