@@ -114,6 +114,9 @@ def test_screen_shows_not_yet_and_no_stop_button(not_yet: Path) -> None:
     at = open_app("alice")
     assert any("not yet recall ≥ 95% with 95% confidence" in t for t in texts(at.info)), texts(at.info)
     assert any(f"16 includes in {16 + NOT_YET} screened of 310" in t for t in texts(at.caption))
+    with open_store(not_yet) as store:
+        estimated = check_verdict(store)[1].estimated_recall
+    assert any(f"estimated recall {estimated:.1%}" in t for t in texts(at.caption))
     assert "screen_stop" not in keys(at)
     before = shown_record(at)
     at.button(key=f"decide_exclude_{before}").click().run()  # the verdict follows every decision

@@ -129,12 +129,11 @@ def pick_record() -> Claim:
 
 
 def verdict_numbers(verdict: StopVerdict) -> str:
-    """The counts the verdict rests on, and the recall it estimates if the rule gives one (the bound is in reason)."""
-    parts = [f"{verdict.found} includes in {verdict.screened} screened of {verdict.pool}"]
-    estimated = getattr(verdict, "estimated_recall", None)
-    if estimated is not None:
-        parts.append(f"estimated recall {estimated:.1%}")
-    return " · ".join(parts)
+    """The counts the verdict rests on, and the recall it estimates (the bound is in its reason)."""
+    return (
+        f"{verdict.found} includes in {verdict.screened} screened of {verdict.pool} · "
+        f"estimated recall {verdict.estimated_recall:.1%}"
+    )
 
 
 def on_stop(settings: StopSettings) -> None:
