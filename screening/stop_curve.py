@@ -1,9 +1,5 @@
 """What the dashboard draws of a stopping rule: its settings, and its recall lower bound along the screening order.
 
-:func:`stop_settings` is the rule, target recall and confidence a project stops by (the
-``stopping`` setting; Buscar at 95% recall with 95% confidence unless set), and
-:func:`save_stop_settings` changes them.
-
 :func:`bound_curve` asks the rule, at evenly spaced points of a stage's screening order
 (the labels of :func:`screening.stops.stage_evidence`), how much recall it can vouch for
 with its confidence after that many records, and :func:`stop_point` where along the
@@ -19,62 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .stopping import DEFAULT_RULE, RULES, Buscar, StoppingRule, buscar_p_value, first_stop, make_rule
-from .store import Store
+from .stopping import Buscar, StoppingRule, buscar_p_value, first_stop
 
-SETTING = "stopping"
 FIRST_STOP_LIMIT = 1000  # up to this many screened, the stop point is first_stop's (exact); beyond, the grid's
-
-
-@dataclass(frozen=True)
-class StopSettings:
-    """The rule a project stops by, with its target recall and confidence."""
-
-    rule: str = DEFAULT_RULE
-    target: float = 0.95
-    confidence: float = 0.95
-
-    def make(self) -> StoppingRule:
-        return make_rule(self.rule, target=self.target, confidence=self.confidence)
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """The keywords of :func:`screening.stops.check_verdict` and :func:`screening.stops.stop_stage`."""
-        return {"rule": self.rule, "target": self.target, "confidence": self.confidence}
-
-    @property
-    def claim(self) -> str:
-        return f"≥ {self.target:.0%} recall with {self.confidence:.0%} confidence"
-
-
-def stop_settings(store: Store) -> StopSettings:
-    """The project's ``stopping`` setting, or the defaults (anything unusable in it falls back to them)."""
-    value = store.get_setting(SETTING) or {}
-    default = StopSettings()
-    try:
-        chosen = StopSettings(
-            rule=str(value.get("rule", default.rule)),
-            target=float(value.get("target", default.target)),
-            confidence=float(value.get("confidence", default.confidence)),
-        )
-        chosen.make()
-    except (ConfigError, TypeError, ValueError, AttributeError):
-        return default
-    return chosen
-
-
-def save_stop_settings(
-    store: Store, *, rule: str, target: float, confidence: float, actor: str | None = None
-) -> StopSettings:
-    """Set the rule, target and confidence the project stops by; refused (ConfigError) if the rule refuses them."""
-    chosen = StopSettings(rule=rule, target=float(target), confidence=float(confidence))
-    chosen.make()
-    store.set_setting(SETTING, chosen.as_kwargs(), actor=actor)
-    return chosen
 
 
 @dataclass(frozen=True)
@@ -166,15 +112,4 @@ def stop_point(
     return low
 
 
-__all__ = [
-    "RULES",
-    "SETTING",
-    "BoundPoint",
-    "StopSettings",
-    "bound_curve",
-    "curve_points",
-    "lower_bound",
-    "save_stop_settings",
-    "stop_point",
-    "stop_settings",
-]
+__all__ = ["BoundPoint", "bound_curve", "curve_points", "lower_bound", "stop_point"]

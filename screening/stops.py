@@ -30,7 +30,7 @@ import numpy as np
 from sqlalchemy import func, insert, select, text, union
 from sqlalchemy.orm import Session
 
-from .errors import DecisionError
+from .errors import ConfigError, DecisionError
 from .reviewers import ReviewerInfo, check_stage, reviewer_by_name, reviewer_names
 from .schema import Decision, Record, Stage, Stop, utcnow
 from .snapshot import UNSCREENED, StageSnapshot, read_stage
@@ -38,6 +38,53 @@ from .stopping import DEFAULT_RULE, StoppingRule, StopVerdict, make_rule
 from .store import Store, audit, serialize
 
 INCLUSIVE_VOTES = ("include", "maybe")
+STOPPING_SETTING = "stopping"  # the rule, target and confidence a project stops by
+
+
+@dataclass(frozen=True)
+class StopSettings:
+    """The rule a project stops by, with its target recall and confidence."""
+
+    rule: str = DEFAULT_RULE
+    target: float = 0.95
+    confidence: float = 0.95
+
+    def make(self) -> StoppingRule:
+        return make_rule(self.rule, target=self.target, confidence=self.confidence)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keywords of :func:`screening.stops.check_verdict` and :func:`screening.stops.stop_stage`."""
+        return {"rule": self.rule, "target": self.target, "confidence": self.confidence}
+
+    @property
+    def claim(self) -> str:
+        return f"≥ {self.target:.0%} recall with {self.confidence:.0%} confidence"
+
+
+def stop_settings(store: Store) -> StopSettings:
+    """The project's ``stopping`` setting, or the defaults (anything unusable in it falls back to them)."""
+    value = store.get_setting(STOPPING_SETTING) or {}
+    default = StopSettings()
+    try:
+        chosen = StopSettings(
+            rule=str(value.get("rule", default.rule)),
+            target=float(value.get("target", default.target)),
+            confidence=float(value.get("confidence", default.confidence)),
+        )
+        chosen.make()
+    except (ConfigError, TypeError, ValueError, AttributeError):
+        return default
+    return chosen
+
+
+def save_stop_settings(
+    store: Store, *, rule: str, target: float, confidence: float, actor: str | None = None
+) -> StopSettings:
+    """Set the rule, target and confidence the project stops by; refused (ConfigError) if the rule refuses them."""
+    chosen = StopSettings(rule=rule, target=float(target), confidence=float(confidence))
+    chosen.make()
+    store.set_setting(STOPPING_SETTING, chosen.as_kwargs(), actor=actor)
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -403,13 +450,17 @@ def stops(store: Store, stage: str | None = None, *, active_only: bool = False) 
 
 
 __all__ = [
+    "STOPPING_SETTING",
     "StageEvidence",
     "StopInfo",
     "StopResult",
+    "StopSettings",
     "check_verdict",
     "list_stops",
     "may_stop",
+    "save_stop_settings",
     "stage_evidence",
+    "stop_settings",
     "stop_stage",
     "stops",
     "undo_stop",

@@ -25,9 +25,9 @@ from screening.progress import records_left
 from screening.reviewers import add_reviewer, set_mode
 from screening.schema import Record
 from screening.sources import Citation
-from screening.stop_curve import bound_curve, lower_bound, stop_point, stop_settings
+from screening.stop_curve import bound_curve, lower_bound, stop_point
 from screening.stopping import DEFAULT_RULE, _recall_lower_bound, first_stop, make_rule
-from screening.stops import check_verdict, stops
+from screening.stops import check_verdict, stop_settings, stops
 from screening.store import DB_ENV, init_project, open_store
 
 DATASET = Path(__file__).resolve().parent / "fixtures" / "ranking" / "cohen2006_Antihistamines.csv.gz"

@@ -33,9 +33,16 @@ from screening.reviewers import add_reason, add_reviewer, set_mode
 from screening.schema import AuditEvent, Decision, Record, Stop
 from screening.snapshot import read_stage
 from screening.sources import Citation
-from screening.stop_curve import save_stop_settings
 from screening.stopping import DEFAULT_RULE, first_stop, make_rule
-from screening.stops import check_verdict, stage_evidence, stop_stage, stops, undo_stop, unscreened_groups
+from screening.stops import (
+    check_verdict,
+    save_stop_settings,
+    stage_evidence,
+    stop_stage,
+    stops,
+    undo_stop,
+    unscreened_groups,
+)
 from screening.store import Store, init_project, open_store
 
 DATA = Path(__file__).parent / "fixtures" / "ranking" / "cohen2006_Antihistamines.csv.gz"

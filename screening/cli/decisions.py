@@ -398,7 +398,7 @@ RuleOption = Annotated[
 
 def _stop_settings(store: Store, rule: str | None, target: float | None, confidence: float | None) -> dict[str, Any]:
     """The options given, else the project's ``stopping`` setting (set on the dashboard's Progress page)."""
-    from ..stop_curve import stop_settings
+    from ..stops import stop_settings
 
     saved = stop_settings(store)
     return {

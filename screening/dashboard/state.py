@@ -24,8 +24,8 @@ from ..ranking.active import ActiveLearner
 from ..ranking.embeddings import INSTALL_HINT, embeddings_available
 from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
 from ..schema import Stage
-from ..stop_curve import StopSettings
 from ..stopping import StopVerdict
+from ..stops import StopSettings
 from ..store import DB_ENV, Store, open_store
 
 DEFAULT_DB = "data/demo.db"

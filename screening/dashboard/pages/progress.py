@@ -23,17 +23,19 @@ from screening.progress import decisions_over_time, recall_curve, records_left
 from screening.queries import status
 from screening.reviewers import get_mode, reviewer_by_name
 from screening.schema import Stage
-from screening.stop_curve import (
-    RULES,
-    BoundPoint,
+from screening.stop_curve import BoundPoint, bound_curve, stop_point
+from screening.stopping import RULES, StopVerdict
+from screening.stops import (
+    StageEvidence,
     StopSettings,
-    bound_curve,
+    may_stop,
     save_stop_settings,
-    stop_point,
+    stage_evidence,
     stop_settings,
+    stop_stage,
+    stops,
+    undo_stop,
 )
-from screening.stopping import StopVerdict
-from screening.stops import StageEvidence, may_stop, stage_evidence, stop_stage, stops, undo_stop
 
 store = state.current_store()
 ranker = state.current_ranker()

@@ -32,9 +32,8 @@ from screening.decisions import decide, undo, visible_decisions
 from screening.errors import AlreadyDecided, ScreeningError
 from screening.progress import Claim, claim_next
 from screening.reviewers import get_mode, reviewer_by_name
-from screening.stop_curve import StopSettings, stop_settings
 from screening.stopping import StopVerdict
-from screening.stops import may_stop, stage_evidence, stop_stage, stops
+from screening.stops import StopSettings, may_stop, stage_evidence, stop_settings, stop_stage, stops
 
 STAGE = state.STAGE
 BUTTONS = (
