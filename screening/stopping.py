@@ -204,11 +204,30 @@ class _Rule:
     """What the rules share: parameters checked on creation, and ``should_stop`` / ``more_needed``
     from one ``_stops(values, pool)`` (monotone in the excludes added, see :func:`excludes_to_stop`)."""
 
+    name: str
     target: float
     confidence: float
 
     def __post_init__(self) -> None:
         _check(self.target, self.confidence)
+
+    def _verdict(
+        self, values: np.ndarray, pool: int, *, p_value: float, lower_bound: float, stop: bool, estimate: float = 0.0
+    ) -> StopVerdict:
+        """The verdict with the numbers every rule reports the same way."""
+        return StopVerdict(
+            rule=self.name,
+            target=self.target,
+            confidence=self.confidence,
+            pool=pool,
+            screened=int(values.size),
+            found=int(values.sum()),
+            p_value=p_value,
+            recall_lower_bound=lower_bound,
+            stop=stop,
+            more_needed=0 if stop else self.more_needed(values, pool),
+            estimated_recall=estimate,
+        )
 
     def _stops(self, values: np.ndarray, pool: int) -> bool:
         raise NotImplementedError
@@ -243,18 +262,13 @@ class Buscar(_Rule):
         found = int(values.sum())
         p = buscar_p_value(values, pool, self.target)
         stop = found > 0 and p < alpha
-        return StopVerdict(
-            rule=self.name,
-            target=self.target,
-            confidence=self.confidence,
-            pool=pool,
-            screened=int(values.size),
-            found=found,
+        return self._verdict(
+            values,
+            pool,
             p_value=p,
-            recall_lower_bound=_recall_lower_bound(values, pool, alpha),
+            lower_bound=_recall_lower_bound(values, pool, alpha),
             stop=stop,
-            more_needed=0 if stop else self.more_needed(values, pool),
-            estimated_recall=buscar_estimated_recall(values, pool, self.target),
+            estimate=buscar_estimated_recall(values, pool, self.target),
         )
 
 
@@ -295,18 +309,7 @@ class ExcludesInARow(_Rule):
         """Its decision; p-value 1 and lower bound 0, because it has no statistical claim to make."""
         values = _labels(labels, pool)
         stop = self.should_stop(values, pool)
-        return StopVerdict(
-            rule=self.name,
-            target=self.target,
-            confidence=self.confidence,
-            pool=pool,
-            screened=int(values.size),
-            found=int(values.sum()),
-            p_value=1.0,
-            recall_lower_bound=0.0,
-            stop=stop,
-            more_needed=0 if stop else self.more_needed(values, pool),
-        )
+        return self._verdict(values, pool, p_value=1.0, lower_bound=0.0, stop=stop)
 
 
 DECAY_SHAPES = np.concatenate([np.linspace(0.0, 3.0, 31), np.linspace(3.5, 12.0, 18)])  # the d of PoissonDecay
@@ -440,18 +443,13 @@ class PoissonDecay(_Rule):
             left = pool - values.size
             expected = min(decay_tail(values, pool, alpha / 2)[0], left) if left else 0.0
             estimate = found / (found + expected)
-        return StopVerdict(
-            rule=self.name,
-            target=self.target,
-            confidence=self.confidence,
-            pool=pool,
-            screened=int(values.size),
-            found=found,
+        return self._verdict(
+            values,
+            pool,
             p_value=self._p_value(values, pool, stop),
-            recall_lower_bound=self._bound(values, pool, alpha),
+            lower_bound=self._bound(values, pool, alpha),
             stop=stop,
-            more_needed=0 if stop else self.more_needed(values, pool),
-            estimated_recall=estimate,
+            estimate=estimate,
         )
 
 
