@@ -23,6 +23,7 @@ import rispy
 
 from .sources import BIBLIOGRAPHIC_FIELDS
 from .sources.ris import NOTE_MESH, NOTE_PMID, NOTE_TYPE
+from .sources.tabular import spreadsheet_safe
 
 Row = Mapping[str, Any]
 
@@ -41,7 +42,11 @@ def _list(row: Row, key: str) -> list[str]:
 
 
 def write_csv(rows: Iterable[Row], path: str | os.PathLike[str]) -> int:
-    """A UTF-8 CSV, ``id`` first, lists joined with '; '. Returns the number of rows."""
+    """A UTF-8 CSV, ``id`` first, lists joined with '; '. Returns the number of rows.
+
+    Safe to open in a spreadsheet: a text cell that would start a formula (``= + - @``, tab,
+    CR) is written with a ``'`` before it (OWASP's rule); importing the file strips it again.
+    """
     count = 0
     with Path(path).open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
@@ -52,7 +57,7 @@ def write_csv(rows: Iterable[Row], path: str | os.PathLike[str]) -> int:
                 value = row.get(key)
                 if isinstance(value, list | tuple):
                     value = LIST_SEPARATOR.join(_list(row, key))
-                cells.append("" if value is None else value)
+                cells.append("" if value is None else spreadsheet_safe(value) if isinstance(value, str) else value)
             writer.writerow(cells)
             count += 1
     return count

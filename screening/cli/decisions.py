@@ -20,6 +20,7 @@ from ..prisma import checked_counts, to_json, to_template_csv
 from ..prisma_diagram import write_diagram
 from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
 from ..schema import STAGES, Stage
+from ..sources.tabular import spreadsheet_safe
 from ..stopping import DEFAULT_RULE, RULES
 from ..store import Store
 from .common import DbOption, console, handle_errors, open_project
@@ -76,7 +77,7 @@ def _rows_csv(rows: list[dict[str, object]]) -> str:
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows)
     return buf.getvalue()
 
 

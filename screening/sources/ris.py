@@ -35,7 +35,10 @@ KNOWN_TAGS = frozenset(rispy.TAG_KEY_MAPPING) | VENDOR_TAGS
 # repeated by Ovid and Embase: "M3  - Journal Article" / "M3  - Review", "DB  - Embase" / "DB  - Medline"
 LIST_TAGS = [*rispy.LIST_TYPE_TAGS, "M3", "DB"]
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
-DOI_PATTERN = re.compile(r"\b(10\.\d{4,9}/[^\s;,\"<>]+)", re.IGNORECASE)
+DOI_PATTERN = re.compile(r"\b(10\.\d{4,9}/[^\s;,\"<>]+)", re.IGNORECASE)  # a DOI inside free text
+# the DO field holds a DOI and nothing else: all of it is the DOI, "<", ">" and ";" included, as in
+# Wiley's SICI DOIs (10.1002/1097-4679(196807)24:3<316::AID-JCLP2270240310>3.0.CO;2-G)
+_DOI_FIELD = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)?(10\.\d{4,9}/\S+)", re.IGNORECASE)
 _PMID_NOTE = re.compile(r"^(?:PMID|PubMed ID)\s*:\s*(\d{1,9})\s*$", re.IGNORECASE)
 _PMID = re.compile(r"^\d{1,8}$")
 _OVID_QUALIFIER = re.compile(r"\s*\[[^\]]*\]")
@@ -120,7 +123,12 @@ def _pages(ref: dict[str, Any]) -> str | None:
 
 
 def _doi(ref: dict[str, Any]) -> str | None:
-    for value in [*_values(ref, "doi"), *_values(ref, "notes"), *_values(ref, "urls"), *_values(ref, "type_of_work")]:
+    """The DO field whole; else the first DOI found in the notes, links or type of work."""
+    for value in _values(ref, "doi"):
+        match = _DOI_FIELD.match(value.strip()) or DOI_PATTERN.search(value)
+        if match:
+            return match.group(1).rstrip(".")
+    for value in [*_values(ref, "notes"), *_values(ref, "urls"), *_values(ref, "type_of_work")]:
         match = DOI_PATTERN.search(value)
         if match:
             return match.group(1).rstrip(".")

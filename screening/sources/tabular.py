@@ -59,6 +59,29 @@ def normalise_header(name: str) -> str:
     return _NORMALISE.sub("", name.lower())
 
 
+# OWASP's CSV injection rule: a cell starting with one of these runs as a formula in a spreadsheet
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _starts_formula(value: str) -> bool:
+    """Any number of ``'`` and then a formula character."""
+    return value.lstrip("'").startswith(FORMULA_START)
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell a spreadsheet shows as text: prefixed with ``'`` when it would start a formula.
+
+    A cell of quotes then a formula character gets one more quote too, so that
+    :func:`spreadsheet_text` gives back exactly what was written, whatever it was.
+    """
+    return "'" + value if _starts_formula(value) else value
+
+
+def spreadsheet_text(value: str) -> str:
+    """The cell as it was before :func:`spreadsheet_safe`."""
+    return value[1:] if value.startswith("'") and _starts_formula(value[1:]) else value
+
+
 class Columns:
     """Where each field sits in a header row."""
 
@@ -79,7 +102,7 @@ class Columns:
         index = self.index.get(field)
         if index is None or index >= len(row):
             return ""
-        return row[index].strip()
+        return spreadsheet_text(row[index].strip())
 
     def name(self, field: str) -> str:
         return self.header[self.index[field]]
