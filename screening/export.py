@@ -132,8 +132,9 @@ def write_ris(rows: Iterable[Row], path: str | os.PathLike[str]) -> int:
 
 _BIBTEX_SPECIAL = {
     "\\": r"\textbackslash{}",
-    "{": r"\{",
-    "}": r"\}",
+    # not \{ and \}: BibTeX counts those braces too, so a lone one unbalances the entry
+    "{": r"\textbraceleft{}",
+    "}": r"\textbraceright{}",
     "&": r"\&",
     "%": r"\%",
     "$": r"\$",

@@ -64,3 +64,44 @@ def test_csv_exports_are_safe_in_spreadsheets_and_round_trip(tmp_path: Path) -> 
     back = list(read_file(tmp_path / "out.csv"))
     assert [c.title for c in back] == titles  # lossless, the tab included
     assert {c.journal for c in back} == {"=cmd|' /C calc'!A0"}
+
+
+# what a title or abstract may hold that BibTeX reads as syntax: lone and unbalanced braces among them
+BIBTEX_HOSTILE = ("A lone { brace", "Closing } first { then", "50% & $5 #1 a_b ~c ^d \\ e", "{{{", "}")
+
+
+def _unescape(value: str) -> str:
+    """Our BibTeX escapes undone (the test's own inverse of screening.export's table)."""
+    from screening.export import _BIBTEX_SPECIAL
+
+    for plain, escaped in sorted(_BIBTEX_SPECIAL.items(), key=lambda kv: -len(kv[1])):
+        value = value.replace(escaped, plain)
+    return value
+
+
+def test_bibtex_exports_read_back_whole_in_pybtex_and_bibtexparser(tmp_path: Path) -> None:
+    import bibtexparser
+    from pybtex.database import parse_file
+
+    from screening.export import write_bibtex
+    from screening.ingest import add_citations, new_source
+    from screening.sources import Citation
+
+    records = list(read_file(HOSTILE / "sici_dois.ris"))  # real records, then the hostile text around them
+    citations = [
+        Citation(title=f"{text} {records[i % 2].title}", abstract=f"{records[i % 2].abstract} {text}", journal="J")
+        for i, text in enumerate(BIBTEX_HOSTILE)
+    ]
+    with init_project(tmp_path / "b.db", name="bibtex") as store:
+        with store.begin() as s:
+            add_citations(s, new_source(s, name="PubMed"), citations)
+        rows = list(export_rows(store))
+    assert write_bibtex(rows, tmp_path / "out.bib") == len(BIBTEX_HOSTILE)
+    by_pybtex = parse_file(str(tmp_path / "out.bib"), "bibtex").entries
+    by_parser = bibtexparser.parse_file(str(tmp_path / "out.bib"))
+    assert not by_parser.failed_blocks
+    assert sorted(by_pybtex) == sorted(e.key for e in by_parser.entries) == sorted(f"rec{r['id']}" for r in rows)
+    for row in rows:
+        key = f"rec{row['id']}"
+        assert _unescape(by_pybtex[key].fields["title"]) == row["title"]
+        assert _unescape(by_parser.entries_dict[key]["abstract"]) == row["abstract"]
