@@ -32,7 +32,7 @@ from rapidfuzz.process import cpdist
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .errors import RecordNotFound
+from .errors import DedupeError, RecordNotFound
 from .schema import DuplicatePair, Record
 from .store import Store, audit
 
@@ -149,22 +149,30 @@ class PairFinding:
 
 
 class Groups:
-    """Union-find over record ids that refuses to join groups whose PMIDs or DOIs differ."""
+    """Union-find over record ids that refuses to join groups whose PMIDs or DOIs differ, or that hold
+    the two records of a pair a reviewer judged distinct (``apart``)."""
 
-    def __init__(self, candidates: dict[int, MatchCandidate]) -> None:
+    def __init__(self, candidates: dict[int, MatchCandidate], apart: Iterable[tuple[int, int]] = ()) -> None:
         self.uf = UnionFind()
         self.pmids: dict[int, set[str]] = {}
         self.dois: dict[int, set[str]] = {}
+        self.apart: dict[int, set[int]] = defaultdict(set)  # root -> records its group must never hold
         for c in candidates.values():
             self.uf.find(c.id)
             self.pmids[c.id] = {c.pmid} if c.pmid else set()
             self.dois[c.id] = {c.doi} if c.doi else set()
+        for a, b in apart:
+            if a in candidates and b in candidates:
+                self.apart[a].add(b)
+                self.apart[b].add(a)
 
     def same(self, a: int, b: int) -> bool:
         return self.uf.find(a) == self.uf.find(b)
 
     def conflict(self, a: int, b: int, *, ignore_doi: bool = False) -> bool:
         ra, rb = self.uf.find(a), self.uf.find(b)
+        if any(self.uf.find(x) == rb for x in self.apart.get(ra, ())):
+            return True
         if self.pmids[ra] and self.pmids[rb] and not self.pmids[ra] & self.pmids[rb]:
             return True
         return not ignore_doi and bool(self.dois[ra] and self.dois[rb] and not self.dois[ra] & self.dois[rb])
@@ -177,6 +185,8 @@ class Groups:
         other = rb if root == ra else ra
         self.pmids[root] |= self.pmids.pop(other)
         self.dois[root] |= self.dois.pop(other)
+        if other in self.apart:
+            self.apart[root] |= self.apart.pop(other)
 
     def root(self, x: int) -> int:
         return self.uf.find(x)
@@ -277,11 +287,12 @@ def find_duplicates(
 ) -> tuple[dict[int, int], list[PairFinding]]:
     """Group candidates; return {record id: canonical id} for duplicates, and every fuzzy finding.
 
-    ``existing`` pairs are kept joined (groups never split by a re-run); ``rejected``
-    pairs (a reviewer said "not duplicates") are never joined again.
+    ``existing`` pairs are kept joined (groups never split by a re-run); the two records of a
+    ``rejected`` pair (a reviewer said "not duplicates") never end up in one group, by any match.
     """
     by_id = {c.id: c for c in candidates}
-    groups = Groups(by_id)
+    rejected = list(rejected)
+    groups = Groups(by_id, apart=rejected)
     for a, b in existing:
         groups.union(a, b)
     blocked = {(min(a, b), max(a, b)) for a, b in rejected}
@@ -427,20 +438,93 @@ def uncertain_pairs(store: Store) -> list[UncertainPair]:
         return out
 
 
+def _group_of(session: Session, record: Record) -> list[Record]:
+    root = record.canonical_id or record.id
+    return list(session.scalars(select(Record).where((Record.id == root) | (Record.canonical_id == root))))
+
+
+def _components(members: list[Record], links: list[tuple[int, int]]) -> list[list[int]]:
+    """The groups the merged pairs among ``members`` still make, each sorted, the lowest id first."""
+    parent = {m.id: m.id for m in members}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in links:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for rid in parent:
+        groups[find(rid)].append(rid)
+    return sorted(sorted(g) for g in groups.values())
+
+
+def _split(session: Session, pair: DuplicatePair) -> list[list[int]]:
+    """Take two merged records apart: the group is regrouped by its merged pairs, this one left out.
+
+    Each record keeps its own sources and decision rows; a part that leaves gets its own
+    canonical record (its lowest id), so decisions made on the group stay with the group's
+    canonical record. Fields the canonical record took from a record that leaves are given
+    back (emptied, then filled again from those that stay).
+    """
+    a = session.get(Record, pair.record_id)
+    members = _group_of(session, a)
+    ids = {m.id for m in members}
+    links = [
+        (x, y)
+        for pid, x, y in session.execute(
+            select(DuplicatePair.id, DuplicatePair.record_id, DuplicatePair.other_id).where(
+                DuplicatePair.status == "merged", DuplicatePair.record_id.in_(ids), DuplicatePair.other_id.in_(ids)
+            )
+        )
+        if pid != pair.id
+    ]
+    parts = _components(members, links)
+    part_of = {rid: i for i, part in enumerate(parts) for rid in part}
+    if part_of[pair.record_id] == part_of[pair.other_id]:
+        linking = [f"{x}~{y}" for x, y in links if part_of[x] == part_of[pair.record_id]]
+        raise DedupeError(
+            f"records {pair.record_id} and {pair.other_id} are also joined through other merged pairs "
+            f"({', '.join(linking)}): judge those with 'screening dedupe --different PAIR' first; nothing changed"
+        )
+    root = min(ids)
+    by_id = {m.id: m for m in members}
+    canonical = by_id[root]
+    leaving = [by_id[rid] for part in parts if root not in part for rid in part]
+    for name in (canonical.extra or {}).get("filled_from_duplicates", []):
+        if any(getattr(r, name) == getattr(canonical, name) for r in leaving):
+            setattr(canonical, name, [] if name in FILLABLE_LISTS else None if name != "abstract" else "")
+    for part in parts:
+        head = part[0]
+        for rid in part:
+            by_id[rid].canonical_id = None if rid == head else head
+    session.flush()
+    stay = next(part for part in parts if root in part)
+    _fill_canonical(session, {root}, {rid: root for rid in stay if rid != root})
+    return parts
+
+
 def judge_pair(store: Store, pair_id: int, *, duplicate: bool, actor: str | None = None) -> None:
-    """A reviewer's verdict on an uncertain pair: merge the two groups, or keep them apart for good."""
+    """A reviewer's verdict on a pair: merge the two groups, or keep them apart for good (splitting them if merged)."""
     with store.begin() as session:
         pair = session.get(DuplicatePair, pair_id)
         if pair is None:
             raise RecordNotFound(f"no duplicate pair with id {pair_id}")
-        pair.status = "merged" if duplicate else "rejected"
-        pair.decided_by = actor
-        if duplicate:
-            a, b = session.get(Record, pair.record_id), session.get(Record, pair.other_id)
-            ra, rb = a.canonical_id or a.id, b.canonical_id or b.id
+        a, b = session.get(Record, pair.record_id), session.get(Record, pair.other_id)
+        ra, rb = a.canonical_id or a.id, b.canonical_id or b.id
+        detail: dict[str, object] = {"pair": pair_id, "duplicate": duplicate}
+        if duplicate and ra != rb:
             root, other = min(ra, rb), max(ra, rb)
             session.execute(
                 update(Record).where((Record.id == other) | (Record.canonical_id == other)).values(canonical_id=root)
             )
             _fill_canonical(session, {root}, {other: root})
-        audit(session, "dedupe_judgement", {"pair": pair_id, "duplicate": duplicate}, actor=actor)
+        elif not duplicate and ra == rb:
+            detail["split_into"] = _split(session, pair)
+        pair.status = "merged" if duplicate else "rejected"
+        pair.decided_by = actor
+        audit(session, "dedupe_judgement", detail, actor=actor)

@@ -38,6 +38,10 @@ class SchemaError(StoreError):
     """The database is not a screening project, or is newer than this version."""
 
 
+class DedupeError(StoreError):
+    """A verdict on a duplicate pair that cannot be carried out as asked."""
+
+
 class RecordNotFound(StoreError, LookupError):
     """No record has the given project id."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from screening.dedupe import dedupe
+from screening.dedupe import dedupe, judge_pair
 from screening.export import write_ris
 from screening.ingest import import_file
 from screening.queries import export_rows
@@ -105,3 +105,97 @@ def test_bibtex_exports_read_back_whole_in_pybtex_and_bibtexparser(tmp_path: Pat
         key = f"rec{row['id']}"
         assert _unescape(by_pybtex[key].fields["title"]) == row["title"]
         assert _unescape(by_parser.entries_dict[key]["abstract"]) == row["abstract"]
+
+
+def _twins(tmp_path: Path):
+    """The Estrogens review from PubMed and from OpenAlex, deduplicated for real; the store and its merged pairs."""
+    from screening.schema import DuplicatePair
+
+    fixtures = Path(__file__).parent / "fixtures" / "dedupe"
+    store = init_project(tmp_path / "twins.db", name="twins")
+    import_file(store, fixtures / "cohen2006_Estrogens.csv.gz", source_name="PubMed")
+    import_file(store, fixtures / "synergy_Nelson_2002.csv.gz", source_name="OpenAlex")
+    dedupe(store)
+    from sqlalchemy import select
+
+    with store.read() as s:
+        pairs = list(s.scalars(select(DuplicatePair).where(DuplicatePair.status == "merged")))
+    return store, pairs
+
+
+def _group(store, record_id: int) -> int:
+    from screening.schema import Record
+
+    with store.read() as s:
+        record = s.get(Record, record_id)
+        return record.canonical_id or record.id
+
+
+def test_judging_a_merged_pair_distinct_splits_it_for_good(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from screening import decisions as d
+    from screening.cli import app
+    from screening.prisma import prisma_counts
+    from screening.reviewers import add_reviewer
+
+    store, pairs = _twins(tmp_path)
+    groups = {}
+    for p in pairs:
+        groups.setdefault(_group(store, p.record_id), []).append(p)
+    pair = next(ps[0] for ps in groups.values() if len(ps) == 1)  # a twin pair, nothing else in its group
+    canonical, other = sorted((pair.record_id, pair.other_id))
+    add_reviewer(store, "alice")
+    d.decide(store, canonical, "include", reviewer="alice", revise=True)  # over the imported label
+    duplicates = prisma_counts(store).duplicates
+    result = CliRunner().invoke(
+        app, ["dedupe", "--db", str(tmp_path / "twins.db"), "--different", str(pair.id), "--reviewer", "ana"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _group(store, canonical) == canonical and _group(store, other) == other  # two groups now
+    assert d.record_status(store, canonical).title_abstract.value == "include"  # the decision stays with its group
+    assert d.record_status(store, other).title_abstract.kind == "prior"  # the twin keeps its own imported label
+    assert prisma_counts(store).duplicates == duplicates - 1
+    dedupe(store)  # the same DOI and title: a re-run keeps them apart for good
+    assert _group(store, other) == other
+    result = CliRunner().invoke(app, ["dedupe", "--db", str(tmp_path / "twins.db"), "--same", str(pair.id)])
+    assert result.exit_code == 0 and _group(store, other) == canonical  # and a change of mind joins them again
+    again = CliRunner().invoke(app, ["dedupe", "--db", str(tmp_path / "twins.db"), "--same", str(pair.id)])
+    assert again.exit_code == 0  # judging a merged pair the same is no error
+
+
+def test_splitting_a_chain_regroups_the_rest_and_refuses_a_cycle(tmp_path: Path) -> None:
+    """Three records of one study: 1 and 2 share a PMID, 2 and 3 a DOI. Judging 1~2 distinct leaves 2~3 a group;
+    with a third link 1~3 (a reviewer's earlier --same), 1 and 2 stay joined through 3: refused, naming the links."""
+    import pytest
+    from sqlalchemy import select
+
+    from screening.errors import DedupeError
+    from screening.ingest import add_citations, new_source
+    from screening.schema import DuplicatePair
+    from screening.sources import Citation
+
+    def project(name: str) -> tuple:
+        store = init_project(tmp_path / f"{name}.db", name=name)
+        sources = (("PubMed", {"pmid": "9"}), ("Embase", {"pmid": "9", "doi": "10.1/x"}), ("Scopus", {"doi": "10.1/x"}))
+        for source, fields in sources:
+            with store.begin() as s:
+                add_citations(s, new_source(s, name=source), [Citation(title="Ketamine for migraine", **fields)])
+        dedupe(store)
+        with store.read() as s:
+            merged = {frozenset((p.record_id, p.other_id)): p.id for p in s.scalars(select(DuplicatePair))}
+        assert set(merged) == {frozenset((1, 2)), frozenset((2, 3))} and _group(store, 3) == 1
+        return store, merged
+
+    store, merged = project("chain")
+    judge_pair(store, merged[frozenset((1, 2))], duplicate=False)
+    assert (_group(store, 1), _group(store, 2), _group(store, 3)) == (1, 2, 2)
+    dedupe(store)  # the shared PMID does not join 1 and 2 again
+    assert (_group(store, 1), _group(store, 2), _group(store, 3)) == (1, 2, 2)
+
+    store, merged = project("cycle")
+    with store.begin() as s:
+        s.add(DuplicatePair(record_id=1, other_id=3, method="fuzzy", score=0.9, status="merged", decided_by="ana"))
+    with pytest.raises(DedupeError, match=r"also joined through other merged pairs \(1~3, 2~3\)"):
+        judge_pair(store, merged[frozenset((1, 2))], duplicate=False)
+    assert _group(store, 2) == 1  # nothing changed
