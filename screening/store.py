@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import __version__
-from .errors import ConfigError, RecordNotFound, SchemaError, StoreError
+from .errors import ConfigError, MissingDependency, RecordNotFound, SchemaError, StoreError
 from .schema import AuditEvent, Record, Setting, Source
 
 DB_ENV = "SCREENING_DB"
@@ -75,14 +75,39 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("screening_write") else "BEGIN")
 
 
+DRIVER_HINTS = {"postgresql": "pip install psycopg2-binary, and use postgresql+psycopg2://"}
+
+
+def _create(url: str, **options: Any) -> Engine:
+    """``create_engine``, with an unknown backend, a missing driver or a malformed URL as one-line ConfigErrors."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as e:
+        raise ConfigError(f"--db: {url!r} is neither a file path nor a database URL ({e})") from e
+    try:
+        return create_engine(url, **options)
+    except NoSuchModuleError as e:
+        raise ConfigError(
+            f"--db: {shown}: no such database backend; use a SQLite file path or postgresql+psycopg2://..."
+        ) from e
+    except ImportError as e:
+        backend = make_url(url).get_backend_name()
+        hint = DRIVER_HINTS.get(backend, f"install the Python driver for {backend}")
+        raise MissingDependency(
+            f"--db: {shown}: its database driver is not installed (no module {e.name}); {hint}"
+        ) from e
+    except ArgumentError as e:
+        raise ConfigError(f"--db: {shown}: {e}") from e
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the connection settings a project needs on its backend."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = _create(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = _create(url, pool_pre_ping=True)
     if engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _postgresql_utc, insert=True)
     return engine
@@ -259,7 +284,9 @@ def open_store(db: str | os.PathLike[str] | None = None, *, create: bool = False
         _migrate(engine)
     except SQLAlchemyError as e:
         engine.dispose()
-        raise StoreError(f"cannot open {url}: {e}") from e
+        cause = str(getattr(e, "orig", None) or e).strip().splitlines()[0]  # without SQLAlchemy's "Background" line
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise StoreError(f"cannot open {shown}: {cause}") from e
     except Exception:
         engine.dispose()
         raise

@@ -199,3 +199,44 @@ def test_splitting_a_chain_regroups_the_rest_and_refuses_a_cycle(tmp_path: Path)
     with pytest.raises(DedupeError, match=r"also joined through other merged pairs \(1~3, 2~3\)"):
         judge_pair(store, merged[frozenset((1, 2))], duplicate=False)
     assert _group(store, 2) == 1  # nothing changed
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "screening", *args], capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stderr
+
+
+def test_databases_that_cannot_be_opened_are_one_line_errors(tmp_path: Path) -> None:
+    import importlib.util
+
+    (tmp_path / "notes.db").write_text("not a database\n", encoding="utf-8")
+    (tmp_path / "folder.db").mkdir()
+    cases = {
+        "bogus://x": "no such database backend",
+        str(tmp_path / "notes.db"): "file is not a database",
+        str(tmp_path / "folder.db"): "unable to open database file",
+        "postgresql+psycopg2://alice:secret@127.0.0.1:1/review": "Connection refused",
+    }
+    if importlib.util.find_spec("pg8000") is None:  # a driver this venv does not have
+        cases["postgresql+pg8000://alice:secret@127.0.0.1/review"] = "driver is not installed (no module pg8000)"
+    for db, says in cases.items():
+        code, err = _cli("status", "--db", db)
+        assert code == 1 and says in err and err.count("\n") == 1, (db, err)
+        assert "Traceback" not in err and "secret" not in err  # and no password on screen
+
+
+def test_ids_too_large_for_the_database_are_usage_errors(tmp_path: Path) -> None:
+    with init_project(tmp_path / "p.db", name="ids"):
+        pass
+    too_big = str(2**63)
+    for args in (
+        ("history", too_big),
+        ("dedupe", "--different", too_big),
+        ("undo", "--reviewer", "x", "--decision", too_big),
+    ):
+        code, err = _cli(*args, "--db", str(tmp_path / "p.db"))
+        assert code == 2 and "Invalid value" in err and "9223372036854775807" in err, (args, err)
+        assert "Traceback" not in err

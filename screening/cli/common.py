@@ -33,6 +33,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+MAX_ID = 2**63 - 1  # the largest id a database integer holds: a larger one is refused as a usage error
+
+
 def handle_errors(fn: F) -> F:
     """Turn library errors into a one-line message and exit code 1, at the edge."""
 

@@ -23,7 +23,7 @@ from ..schema import STAGES, Stage
 from ..sources.tabular import spreadsheet_safe
 from ..stopping import DEFAULT_RULE, RULES
 from ..store import Store
-from .common import DbOption, console, handle_errors, open_project
+from .common import MAX_ID, DbOption, console, handle_errors, open_project
 
 if TYPE_CHECKING:
     from ..stopping import StopVerdict
@@ -35,7 +35,9 @@ ReasonOption = Annotated[
     str | None, typer.Option("--reason", help="Exclusion reason; at full text, exactly one from 'reasons list'.")
 ]
 NoteOption = Annotated[str | None, typer.Option("--note", help="Free-text note kept with the decision.")]
-RecordArg = Annotated[int, typer.Argument(help="Record id (a duplicate's id applies to its canonical record).")]
+RecordArg = Annotated[
+    int, typer.Argument(min=1, max=MAX_ID, help="Record id (a duplicate's id applies to its canonical record).")
+]
 ValueArg = Annotated[str, typer.Argument(help="include, exclude or maybe.")]
 ExportFormat = Annotated[str, typer.Option("--format", help="table, csv or json.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of the screen.")]
@@ -111,7 +113,8 @@ def undo_command(
     reviewer: ReviewerOption,
     stage: Annotated[str | None, typer.Option("--stage", help="Only undo a decision at this stage.")] = None,
     decision: Annotated[
-        int | None, typer.Option("--decision", help="Undo exactly this decision (its id, see 'history').")
+        int | None,
+        typer.Option("--decision", min=1, max=MAX_ID, help="Undo exactly this decision (its id, see 'history')."),
     ] = None,
 ) -> None:
     """Undo the reviewer's latest decision that is not already undone (undoing a revision restores what it replaced)."""
@@ -458,7 +461,9 @@ def undo_stop_command(
     db: DbOption,
     reviewer: ReviewerOption,
     stage: StageOption = Stage.TITLE_ABSTRACT,
-    stop: Annotated[int | None, typer.Option("--stop", help="The stop to undo (default: the latest).")] = None,
+    stop: Annotated[
+        int | None, typer.Option("--stop", min=1, max=MAX_ID, help="The stop to undo (default: the latest).")
+    ] = None,
 ) -> None:
     """Take back a stop: its automation excludes are undone; records screened since keep their decisions."""
     from ..stops import undo_stop

@@ -15,7 +15,7 @@ from ..ingest import import_file
 from ..outputs import output_path
 from ..queries import EXPORT_SELECTIONS, export_rows, status
 from ..store import init_project
-from .common import DbOption, console, handle_errors, open_project
+from .common import MAX_ID, DbOption, console, handle_errors, open_project
 
 
 def _progress() -> Progress:
@@ -91,9 +91,12 @@ def _print_dedupe(result: object) -> None:
 def dedupe_command(
     db: DbOption,
     review: Annotated[bool, typer.Option("--review", help="List the uncertain pairs instead of matching.")] = False,
-    same: Annotated[list[int] | None, typer.Option("--same", help="Pair id judged a duplicate: merge it.")] = None,
+    same: Annotated[
+        list[int] | None, typer.Option("--same", min=1, max=MAX_ID, help="Pair id judged a duplicate: merge it.")
+    ] = None,
     different: Annotated[
-        list[int] | None, typer.Option("--different", help="Pair id judged distinct: never merge it.")
+        list[int] | None,
+        typer.Option("--different", min=1, max=MAX_ID, help="Pair id judged distinct: never merge it (split it)."),
     ] = None,
     reviewer: Annotated[str | None, typer.Option(help="Who judged the pairs (audit log).")] = None,
 ) -> None:
