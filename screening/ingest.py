@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from . import __version__
 from .dedupe import normalize_doi, title_key
-from .errors import ConfigError
+from .errors import ConfigError, ImportFormatError
 from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, Stage, utcnow
 from .sources import Citation
 from .store import Store, audit
@@ -260,6 +260,8 @@ def import_file(
     with store.begin() as session:
         source = new_source(session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt)
         added = add_citations(session, source, read_file_parallel(path, fmt), on_chunk=on_chunk)
+        if not added.record_ids and not added.deleted_pmids:  # an empty export is a mistake, not a source
+            raise ImportFormatError(str(path), None, None, f"no records in this {fmt} file (empty, or a header only)")
         source.count_retrieved = len(added.record_ids)
         source.count_new = len(added.record_ids)
         source.finished_at = utcnow()

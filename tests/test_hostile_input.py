@@ -240,3 +240,17 @@ def test_ids_too_large_for_the_database_are_usage_errors(tmp_path: Path) -> None
         code, err = _cli(*args, "--db", str(tmp_path / "p.db"))
         assert code == 2 and "Invalid value" in err and "9223372036854775807" in err, (args, err)
         assert "Traceback" not in err
+
+
+def test_an_empty_file_of_any_format_is_refused_and_adds_no_source(tmp_path: Path) -> None:
+    import pytest
+
+    from screening.errors import ImportFormatError
+
+    files = {"empty.csv": "", "empty.ris": "", "empty.nbib": "", "header.csv": "title,abstract\n", "empty.tsv": ""}
+    with init_project(tmp_path / "p.db", name="empty") as store:
+        for name, text in files.items():
+            (tmp_path / name).write_text(text, encoding="utf-8")
+            with pytest.raises(ImportFormatError, match=f"{name}.*(no records in this|does not start like|unknown)"):
+                import_file(store, tmp_path / name, source_name="Embase")
+        assert store.counts().sources == 0 and store.counts().records == 0
