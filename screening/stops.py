@@ -265,6 +265,13 @@ def _info(row: Stop, reviewer: str, undone_by: int | None = None) -> StopInfo:
     )
 
 
+def _automation_rows(session: Session, stop: Stop, rows: list[dict[str, Any]]) -> None:
+    """Write one automation decision per entry of ``rows`` (its record and own fields) on behalf of ``stop``."""
+    if rows:
+        common = {"reviewer_id": stop.reviewer_id, "stage": stop.stage, "kind": "automation", "stop_id": stop.id}
+        session.execute(insert(Decision), [{**common, "created_at": stop.created_at, **row} for row in rows])
+
+
 def _lock_decisions(session: Session, stage: Stage) -> None:
     """One stop or undo of a stop at a time, and no decision written while it reads and writes.
 
@@ -337,23 +344,8 @@ def stop_stage(
         s.add(row)
         s.flush()
         reason = _reason(chosen, forced)
-        s.execute(
-            insert(Decision),
-            [
-                {
-                    "record_id": group,
-                    "reviewer_id": who.id,
-                    "stage": str(stage),
-                    "value": "exclude",
-                    "kind": "automation",
-                    "reason": reason,
-                    "note": note,
-                    "stop_id": row.id,
-                    "created_at": row.created_at,
-                }
-                for group in unscreened
-            ],
-        )
+        excludes = [{"record_id": g, "value": "exclude", "reason": reason, "note": note} for g in unscreened]
+        _automation_rows(s, row, excludes)
         detail = {"stop_id": row.id, "stage": str(stage), "rule": chosen.name, "target": chosen.target}
         detail |= {"confidence": chosen.confidence, "forced": forced, "note": note, "records": row.records}
         audit(s, "stop", detail | {"numbers": row.numbers}, actor=who.name)
@@ -388,9 +380,12 @@ def undo_stop(
             which = f" {stop_id}" if stop_id is not None else ""
             raise DecisionError(f"no stop{which} at {stage} left to undo")
         undone_decisions = select(Decision.undoes_id).where(Decision.undoes_id.is_not(None))
-        standing = list(
-            s.scalars(select(Decision.id).where(Decision.stop_id == target.id, Decision.id.not_in(undone_decisions)))
-        )
+        standing = s.execute(
+            select(Decision.id, Decision.record_id).where(
+                Decision.stop_id == target.id, Decision.id.not_in(undone_decisions)
+            )
+        ).all()
+        note = f"undo of stop {target.id}"
         undo_row = Stop(
             stage=str(stage),
             reviewer_id=who.id,
@@ -398,7 +393,7 @@ def undo_stop(
             target=target.target,
             confidence=target.confidence,
             forced=False,
-            note=f"undo of stop {target.id}",
+            note=note,
             numbers={},
             records=len(standing),
             undoes_id=target.id,
@@ -406,26 +401,9 @@ def undo_stop(
         )
         s.add(undo_row)
         s.flush()
-        rows = s.execute(select(Decision.id, Decision.record_id).where(Decision.id.in_(standing))).all()
-        if rows:
-            s.execute(
-                insert(Decision),
-                [
-                    {
-                        "record_id": record_id,
-                        "reviewer_id": who.id,
-                        "stage": str(stage),
-                        "value": "undo",
-                        "kind": "automation",
-                        "note": f"undo of stop {target.id}",
-                        "undoes_id": did,
-                        "stop_id": undo_row.id,
-                        "created_at": undo_row.created_at,
-                    }
-                    for did, record_id in rows
-                ],
-            )
-        detail = {"stop_id": undo_row.id, "undoes_stop_id": target.id, "stage": str(stage), "records": len(rows)}
+        undos = [{"record_id": r, "value": "undo", "undoes_id": d, "note": note} for d, r in standing]
+        _automation_rows(s, undo_row, undos)
+        detail = {"stop_id": undo_row.id, "undoes_stop_id": target.id, "stage": str(stage), "records": len(standing)}
         audit(s, "stop_undone", detail, actor=who.name)
         return _info(undo_row, who.name)
 
