@@ -417,6 +417,13 @@ def _revision_target(snap: StageSnapshot, group: int, who: ReviewerInfo) -> int 
     return current.decision_id
 
 
+def _person(who: Reviewer, doing: str) -> Reviewer:
+    """The reviewer, if a person: the system reviewer (imported labels) never votes, resolves or undoes."""
+    if who.role == "system":
+        raise DecisionError(f"--reviewer: {who.name!r} is the system reviewer of imported labels; {doing} as a person")
+    return who
+
+
 def decide(
     store: Store,
     record_id: int,
@@ -446,10 +453,8 @@ def decide(
         )
     with store.begin() as s:
         who = reviewer_by_name(s, reviewer)
-        if who.role == "system" and kind == "screen":
-            raise DecisionError(
-                f"--reviewer: {who.name!r} is the system reviewer of imported labels; screen as a person"
-            )
+        if kind in ("screen", "resolution"):
+            _person(who, "screen")
         record = _locked_group(s, record_id)
         if stage == Stage.FULL_TEXT:
             snap = _check_full_text(s, record)
@@ -508,7 +513,7 @@ def resolve(
     stage = Stage(check_stage(stage))
     _check_value(value)
     with store.begin() as s:
-        who = reviewer_by_name(s, reviewer)
+        who = _person(reviewer_by_name(s, reviewer), "resolve a conflict")
         record = _locked_group(s, record_id)
         members = group_members(s, record.id)
         snap = read_stage(s, stage, members)
@@ -563,7 +568,7 @@ def set_retrieval(
 ) -> DecisionResult:
     """Record whether the full-text report of a sought record was retrieved."""
     with store.begin() as s:
-        who = reviewer_by_name(s, reviewer)
+        who = _person(reviewer_by_name(s, reviewer), "record a full-text retrieval")
         record = _locked_group(s, record_id)
         _check_full_text(s, record)
         value = "retrieved" if retrieved else "not_retrieved"
@@ -628,7 +633,7 @@ def undo(
     if stage is not None:
         stage = Stage(check_stage(stage))
     with store.begin() as s:
-        who = reviewer_by_name(s, reviewer)
+        who = _person(reviewer_by_name(s, reviewer), "undo")
         lock_rows(s, select(Reviewer.id).where(Reviewer.id == who.id))  # one undo of this reviewer at a time
         undone = _undone_ids(s)
         query = select(Decision).where(Decision.reviewer_id == who.id, Decision.value != "undo")

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .errors import DedupeError, RecordNotFound
-from .schema import DuplicatePair, Record
+from .schema import DuplicatePair, Record, Source, utcnow
 from .store import Store, audit
 
 DOI_PREFIX = re.compile(r"^(?:https?://)?(?:dx\.)?(?:doi\.org/)?(?:doi:\s*)?", re.IGNORECASE)
@@ -321,6 +321,15 @@ def find_duplicates(
 
 FILLABLE = ("abstract", "pmid", "doi", "year", "journal", "volume", "issue", "pages", "language")
 FILLABLE_LISTS = ("authors", "mesh_terms", "keywords", "publication_types")
+# a group is retracted, or withdrawn from PubMed, when any of its records is: whichever was imported first
+FLAGS = ("retracted", "deleted_from_source")
+
+
+def _empty(name: str) -> object:
+    """What a filled field is given back as, when the record it came from leaves the group."""
+    if name in FILLABLE_LISTS:
+        return []
+    return False if name in FLAGS else "" if name == "abstract" else None
 
 
 @dataclass(frozen=True)
@@ -370,12 +379,48 @@ def _fill_canonical(session: Session, canonical_ids: set[int], mapping: dict[int
         canonical = records[root]
         filled = []
         for twin in (records[rid] for rid in sorted(ids)):
-            for name in FILLABLE + FILLABLE_LISTS:
+            for name in FILLABLE + FILLABLE_LISTS + FLAGS:
                 if not getattr(canonical, name) and getattr(twin, name):
                     setattr(canonical, name, getattr(twin, name))
                     filled.append(name)
         if filled:
             canonical.extra = {**(canonical.extra or {}), "filled_from_duplicates": sorted(set(filled))}
+
+
+def _flagged_groups(session: Session) -> set[int]:
+    """Groups with a retracted or withdrawn record their canonical record does not say so yet (index searches)."""
+    flagged = select(Record.canonical_id).where(
+        Record.canonical_id.is_not(None), Record.retracted.is_(True) | Record.deleted_from_source.is_(True)
+    )
+    roots = set(session.scalars(flagged))
+    if not roots:
+        return set()
+    unflagged = select(Record.id).where(
+        Record.id.in_(roots), Record.retracted.is_(False) | Record.deleted_from_source.is_(False)
+    )
+    return set(session.scalars(unflagged))
+
+
+def describe_source(source: Source) -> str:
+    """'source 3 (Embase, embase.ris)', as messages name a source."""
+    return f"source {source.id} ({source.name}, {source.file_name or source.query or source.method})"
+
+
+def pending_sources(session: Session) -> list[Source]:
+    """Sources whose records deduplication has not taken in (an import killed before it, or ``--no-dedupe``)."""
+    query = select(Source).where(Source.deduped_at.is_(None), Source.status == "complete", Source.count_retrieved > 0)
+    return list(session.scalars(query.order_by(Source.id)))
+
+
+def finish_pending_dedupe(store: Store, *, actor: str | None = None) -> tuple[list[str], DedupeResult | None]:
+    """Run the deduplication an earlier import did not finish (killed, or ``--no-dedupe``), if one is owed.
+
+    Returns the sources it was owed for, described, and what it did. A cheap check when
+    nothing is owed: the sources table is small.
+    """
+    with store.read() as session:
+        owed = [describe_source(s) for s in pending_sources(session)]
+    return (owed, dedupe(store, actor=actor)) if owed else (owed, None)
 
 
 def dedupe(store: Store, *, actor: str | None = None) -> DedupeResult:
@@ -401,7 +446,9 @@ def dedupe(store: Store, *, actor: str | None = None) -> DedupeResult:
             status = "merged" if f.merge else "uncertain"
             uncertain += status == "uncertain"
             session.add(DuplicatePair(record_id=f.a, other_id=f.b, method=f.method, score=f.score, status=status))
-        _fill_canonical(session, set(changed.values()), mapping)
+        _fill_canonical(session, set(changed.values()) | _flagged_groups(session), mapping)
+        done = update(Source).where(Source.deduped_at.is_(None), Source.status != "running")
+        session.execute(done.values(deduped_at=utcnow()))
         result = DedupeResult(
             records=len(candidates),
             groups=len(set(mapping.values())),
@@ -497,7 +544,7 @@ def _split(session: Session, pair: DuplicatePair) -> list[list[int]]:
     leaving = [by_id[rid] for part in parts if root not in part for rid in part]
     for name in (canonical.extra or {}).get("filled_from_duplicates", []):
         if any(getattr(r, name) == getattr(canonical, name) for r in leaving):
-            setattr(canonical, name, [] if name in FILLABLE_LISTS else None if name != "abstract" else "")
+            setattr(canonical, name, _empty(name))
     for part in parts:
         head = part[0]
         for rid in part:

@@ -7,6 +7,7 @@
     │   ├── SchemaError                 the database is from a newer version, or not a project
     │   └── RecordNotFound (LookupError)
     ├── ImportFormatError (ValueError)  a file being imported is malformed
+    ├── AlreadyImported (ValueError)    the file's content is in the project already
     ├── SourceError                     a remote source (PubMed) failed
     └── DecisionError (ValueError)      a screening decision breaks a rule
         └── AlreadyDecided              the record was decided already (maybe a moment ago, by someone else)
@@ -64,6 +65,10 @@ class ImportFormatError(ScreeningError, ValueError):
     def __reduce__(self) -> tuple:
         # rebuilt from its four parts when it crosses a process boundary (parallel import)
         return (type(self), (self.path, self.where, self.field, self.problem))
+
+
+class AlreadyImported(ScreeningError, ValueError):
+    """The file's content was imported into the project before (found by its hash)."""
 
 
 class SourceError(ScreeningError):

@@ -8,6 +8,7 @@ count what each database returned.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -22,12 +23,13 @@ from sqlalchemy.orm import Session
 
 from . import __version__
 from .dedupe import normalize_doi, title_key
-from .errors import ConfigError, ImportFormatError
+from .errors import AlreadyImported, ConfigError, ImportFormatError
 from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, Stage, utcnow
-from .sources import Citation
+from .sources import Citation, ImportNotice, collecting_notices, notice
 from .store import Store, audit
 
 CHUNK = 2000
+AUDITED_NOTICES = 100  # the audit log keeps the first ones; the count says how many there were
 PRIOR_REVIEWER = "import"
 
 
@@ -49,6 +51,8 @@ class ImportResult:
     labels: int
     deleted: int
     skipped_existing: int = 0
+    # what the readers changed or dropped on the way in (a line read as cp1252, a field cut short)
+    notices: list[ImportNotice] = field(default_factory=list)
 
 
 PMID = re.compile(r"^(?:pmid:?\s*)?(\d{1,10})$", re.IGNORECASE)
@@ -58,6 +62,52 @@ def _pmid(value: str | None) -> str | None:
     """A PMID is digits; anything else ("n/a", a DOI in the wrong column) is not one."""
     match = PMID.match((value or "").strip())
     return match.group(1) if match else None
+
+
+# The most a field keeps. Real abstracts are under 10,000 characters and real titles under 1,000; a
+# field far beyond that is a broken export (a whole file in one cell), and it would cost the ranking
+# gigabytes. A longer field is cut, and the import says which record and field.
+FIELD_CAPS = {"title": 10_000, "abstract": 1_000_000}
+TEXT_CAP = 10_000  # journal, volume, pages, language, url and each name, term or keyword of a list
+LIST_CAP = 10_000  # items of a list field (a physics paper may list 3,000 authors)
+TEXT_FIELDS = ("title", "abstract", "journal", "volume", "issue", "pages", "language", "url")
+LIST_FIELDS = ("authors", "mesh_terms", "keywords", "publication_types")
+
+
+def _clean_text(value: str | None, cap: int, say: Callable[[str], None]) -> str | None:
+    """No NUL characters (PostgreSQL refuses them; they are never text), at most ``cap`` characters."""
+    if not value:
+        return value
+    if "\x00" in value:
+        say(f"{value.count(chr(0))} NUL character(s) removed")
+        value = value.replace("\x00", "")
+    if len(value) > cap:
+        say(f"{len(value):,} characters cut to the first {cap:,}")
+        value = value[:cap]
+    return value
+
+
+def clean_citation(c: Citation, origin: str) -> Citation:
+    """The citation with NUL characters removed and fields cut to :data:`FIELD_CAPS`, each change a notice."""
+
+    def sayer(name: str) -> Callable[[str], None]:
+        where = c.location or (f"PMID {c.pmid}" if c.pmid else None)
+        return lambda message: notice(origin, where, name, f"{message} ({(c.title or '')[:60]!r})")
+
+    for name in TEXT_FIELDS:
+        value = getattr(c, name)
+        cleaned = _clean_text(value, FIELD_CAPS.get(name, TEXT_CAP), sayer(name))
+        if cleaned is not value:
+            setattr(c, name, cleaned)
+    for name in LIST_FIELDS:
+        items = getattr(c, name)
+        if len(items) > LIST_CAP:
+            sayer(name)(f"{len(items):,} items cut to the first {LIST_CAP:,}")
+            items = items[:LIST_CAP]
+        if any(len(i) > TEXT_CAP or "\x00" in i for i in items):
+            items = [_clean_text(i, TEXT_CAP, sayer(name)) for i in items]
+        setattr(c, name, items)
+    return c
 
 
 def citation_row(c: Citation) -> dict[str, Any]:
@@ -165,7 +215,8 @@ def add_citations(
             keep = [c for c in keep if c.pmid not in seen]
         if not keep:
             continue
-        ids = _insert_records(session, source, [citation_row(c) for c in keep])
+        origin = source.file_name or source.name
+        ids = _insert_records(session, source, [citation_row(clean_citation(c, origin)) for c in keep])
         links = []
         for offset, (rid, c) in enumerate(zip(ids, keep, strict=True)):
             links.append(
@@ -241,6 +292,32 @@ def new_source(
     return source
 
 
+def content_sha256(path: Path) -> str:
+    """The SHA-256 of the file's content, decompressed: ``x.ris`` and ``x.ris.gz`` are the same import."""
+    from .sources.files import open_binary
+
+    digest = hashlib.sha256()
+    try:
+        with open_binary(path) as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except (OSError, EOFError) as e:
+        raise ImportFormatError(str(path), None, None, f"cannot read: {e}") from e
+    return digest.hexdigest()
+
+
+def _refuse_reimport(session: Session, path: Path, sha256: str) -> None:
+    """Importing a file twice doubles its records and its labels; say when it was imported first."""
+    earlier = session.scalars(select(Source).where(Source.content_sha256 == sha256).order_by(Source.id)).first()
+    if earlier is not None:
+        when = earlier.run_at.strftime("%Y-%m-%d %H:%M") if earlier.run_at else "earlier"
+        raise AlreadyImported(
+            f"{path}: this content was imported already, as source {earlier.id} ({earlier.name}, "
+            f"{earlier.file_name or 'a file'}, {when}, {earlier.count_retrieved} records); "
+            "pass --again to import it once more"
+        )
+
+
 def import_file(
     store: Store,
     path: str | os.PathLike[str],
@@ -250,15 +327,25 @@ def import_file(
     fmt: str | None = None,
     query: str | None = None,
     actor: str | None = None,
+    again: bool = False,
     on_chunk: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Import one file as one transaction: all of it, or nothing and a clear error."""
+    """Import one file as one transaction: all of it, or nothing and a clear error.
+
+    A file whose content was imported before is refused unless ``again``. What the
+    readers changed on the way in (see :class:`ImportNotice`) comes back in
+    ``notices`` and goes into the audit log.
+    """
     from .sources.files import detect_format, read_file_parallel
 
     path = Path(path)
     fmt = fmt or detect_format(path)
-    with store.begin() as session:
+    sha256 = content_sha256(path)
+    with store.begin() as session, collecting_notices() as notices:
+        if not again:
+            _refuse_reimport(session, path, sha256)
         source = new_source(session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt)
+        source.content_sha256 = sha256
         added = add_citations(session, source, read_file_parallel(path, fmt), on_chunk=on_chunk)
         if not added.record_ids and not added.deleted_pmids:  # an empty export is a mistake, not a source
             raise ImportFormatError(str(path), None, None, f"no records in this {fmt} file (empty, or a header only)")
@@ -272,9 +359,13 @@ def import_file(
                 "source_id": source.id,
                 "file": path.name,
                 "format": fmt,
+                "sha256": sha256,
+                "again": again,
                 "records": len(added.record_ids),
                 "labels": added.labels,
                 "deleted_pmids": len(added.deleted_pmids),
+                "notices": [str(n) for n in notices[:AUDITED_NOTICES]],
+                "notice_count": len(notices),
             },
             actor=actor,
         )
@@ -284,4 +375,5 @@ def import_file(
             count=len(added.record_ids),
             labels=added.labels,
             deleted=len(added.deleted_pmids),
+            notices=list(notices),
         )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .dedupe import describe_source, pending_sources
 from .errors import ConfigError
 from .schema import DuplicatePair, Record, RecordSource, Source, Stage
 from .snapshot import MAYBE, Outcome, ProjectSnapshot, read_project
@@ -109,6 +110,8 @@ class StatusReport:
     sources: list[SourceLine] = field(default_factory=list)
     stages: dict[str, dict[str, int]] = field(default_factory=dict)
     stops: list[str] = field(default_factory=list)  # the stops in force, one line each
+    # sources whose records deduplication has not taken in: the counts above hold duplicates still
+    undeduplicated: list[str] = field(default_factory=list)
 
 
 AUTOMATED = "excluded by automation"
@@ -156,6 +159,7 @@ def status(store: Store) -> StatusReport:
         screened = sum(v for k, v in stages[Stage.TITLE_ABSTRACT].items() if k in ("include", "exclude", AUTOMATED))
         stages[Stage.TITLE_ABSTRACT]["undecided"] = counts.unique - screened
         stops = [f"{stop.stage}: stop #{stop.id}, {stop.describe()}" for stop in list_stops(session, active_only=True)]
+        pending = [describe_source(src) for src in pending_sources(session)]
     return StatusReport(
         name=str(store.get_setting("name", "")),
         records=counts.records,
@@ -165,4 +169,5 @@ def status(store: Store) -> StatusReport:
         sources=lines,
         stages=stages,
         stops=stops,
+        undeduplicated=pending,
     )

@@ -127,6 +127,10 @@ class Source(Base):
     count_new: Mapped[int] = mapped_column(Integer, default=0)
     tool_version: Mapped[str | None] = mapped_column(String(50))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the imported file's content (decompressed), so importing it again is noticed
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    # when deduplication took this source's records in; None: it has not finished since the import
+    deduped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(_in("kind", SOURCE_KINDS), name="kind"),

@@ -263,6 +263,21 @@ def _migrate(engine: Engine) -> None:
     upgrade(engine)
 
 
+def _refuse_foreign(url: str, tables: set[str], *, create: bool) -> None:
+    """A database that is not a project is never written to: not opened, and not made a project when it holds
+    another application's tables (``init`` would add a dozen tables to someone else's file)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    if not create:
+        raise SchemaError(f"{shown}: not a screening project (no settings table)")
+    foreign = sorted(tables - {"alembic_version"})
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise SchemaError(
+            f"{shown}: not a screening project, and not empty (it holds the tables {listed}); "
+            "create the project in a new file or an empty database"
+        )
+
+
 def open_store(db: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:
     """Open a project, upgrading its schema if it was made by an older version.
 
@@ -279,8 +294,8 @@ def open_store(db: str | os.PathLike[str] | None = None, *, create: bool = False
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         tables = set(inspect(engine).get_table_names())
-        if not create and "settings" not in tables:
-            raise SchemaError(f"{url}: not a screening project (no settings table)")
+        if "settings" not in tables:
+            _refuse_foreign(url, tables, create=create)
         _migrate(engine)
     except SQLAlchemyError as e:
         engine.dispose()
@@ -301,8 +316,16 @@ def init_project(
     criteria: str | None = None,
     actor: str | None = None,
 ) -> Store:
-    """Create a project (or open an existing one) and record its name and topic."""
+    """Create a project and record its name and topic; an existing project is refused, not renamed."""
     store = open_store(db, create=True)
+    existing = store.get_setting("name")
+    if existing is not None:
+        store.close()
+        shown = make_url(store.url).render_as_string(hide_password=True)
+        raise StoreError(
+            f"{store.path or shown}: already a screening project ({existing!r}); open it with --db, "
+            "or create the new one elsewhere"
+        )
     with store.begin() as s:
         set_setting(s, "name", name, actor=actor)
         set_setting(s, "tool_version", __version__, actor=actor)

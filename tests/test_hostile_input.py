@@ -254,3 +254,222 @@ def test_an_empty_file_of_any_format_is_refused_and_adds_no_source(tmp_path: Pat
             with pytest.raises(ImportFormatError, match=f"{name}.*(no records in this|does not start like|unknown)"):
                 import_file(store, tmp_path / name, source_name="Embase")
         assert store.counts().sources == 0 and store.counts().records == 0
+
+
+ESTROGENS = Path(__file__).parent / "fixtures" / "prisma" / "cohen2006_Estrogens.csv.gz"
+
+
+def _estrogens(rows: int) -> list[list[str]]:
+    """The header and the first ``rows`` records of a real labelled review (Cohen 2006, Estrogens)."""
+    import csv
+    import gzip
+
+    with gzip.open(ESTROGENS, "rt", encoding="utf-8", newline="") as f:
+        return [row for _, row in zip(range(rows + 1), csv.reader(f), strict=False)]
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> Path:
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def test_a_file_imported_twice_is_refused_naming_the_first_import_unless_again(tmp_path: Path) -> None:
+    import gzip
+
+    import pytest
+
+    from screening.errors import AlreadyImported
+
+    first = _write_csv(tmp_path / "embase.csv", _estrogens(30))
+    (tmp_path / "copy.csv.gz").write_bytes(gzip.compress(first.read_bytes()))  # the same content, renamed and gzipped
+    with init_project(tmp_path / "p.db", name="twice") as store:
+        import_file(store, first, source_name="Embase")
+        before = store.counts()
+        for again in (first, tmp_path / "copy.csv.gz"):
+            with pytest.raises(
+                AlreadyImported, match=r"imported already, as source 1 \(Embase, embase.csv, .*30 records\)"
+            ):
+                import_file(store, again, source_name="Embase")
+        assert store.counts() == before  # no source, no record, no prior decision added
+        code, err = _cli("import", str(first), "--db", str(tmp_path / "p.db"), "--source", "Embase")
+        assert code == 1 and "pass --again" in err and "Traceback" not in err
+        code, _ = _cli("import", str(first), "--db", str(tmp_path / "p.db"), "--source", "Embase", "--again")
+        assert code == 0 and store.counts().sources == 2 and store.counts().records == 60
+
+
+KILL_IN_DEDUPE = """
+import os, signal, sys
+import screening.dedupe as dd
+from screening.ingest import import_file
+from screening.store import open_store
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # as a power cut or an OOM kill would, mid-transaction
+
+store = open_store(sys.argv[1])
+import_file(store, sys.argv[2], source_name="OpenAlex")
+dd._fill_canonical = killed
+dd.dedupe(store)
+"""
+
+
+def test_a_kill_during_the_dedupe_after_an_import_is_reported_then_finished_by_the_next_command(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    fixtures = Path(__file__).parent / "fixtures" / "dedupe"
+    db = tmp_path / "p.db"
+    with init_project(db, name="killed") as store:
+        import_file(store, fixtures / "cohen2006_Estrogens.csv.gz", source_name="PubMed")
+        dedupe(store)
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_IN_DEDUPE, str(db), str(fixtures / "synergy_Nelson_2002.csv.gz")], timeout=120
+    )
+    assert child.returncode == -9
+    with init_project(tmp_path / "whole.db", name="whole") as whole:  # the same imports, deduplicated in full
+        import_file(whole, fixtures / "cohen2006_Estrogens.csv.gz", source_name="PubMed")
+        import_file(whole, fixtures / "synergy_Nelson_2002.csv.gz", source_name="OpenAlex")
+        dedupe(whole)
+        expected = whole.counts()
+    from screening.store import open_store
+
+    with open_store(db) as store:
+        assert store.counts().records == expected.records and store.counts().duplicates == 0  # imported, not deduped
+    status = subprocess.run(
+        [sys.executable, "-m", "screening", "status", "--db", str(db)], capture_output=True, text=True, timeout=120
+    )
+    assert "Not deduplicated yet: source 2 (OpenAlex, synergy_Nelson_2002.csv.gz)" in status.stdout
+    code, err = _cli("rank", "--top", "1", "--db", str(db))
+    assert code == 0 and "Finished the deduplication owed since the import of source 2 (OpenAlex" in err
+    with open_store(db) as store:
+        assert store.counts() == expected
+    status = subprocess.run(
+        [sys.executable, "-m", "screening", "status", "--db", str(db)], capture_output=True, text=True, timeout=120
+    )
+    assert "Not deduplicated" not in status.stdout
+
+
+def test_a_stray_latin1_byte_garbles_nothing_but_its_own_line_and_is_reported(tmp_path: Path) -> None:
+    from screening.sources import collecting_notices
+
+    rows = _estrogens(6)
+    rows[2][1] = "Français: " + rows[2][1]  # UTF-8, as the rest of the file
+    rows[4][1] = "Caf\udce9 " + rows[4][1]  # one stray Latin-1 byte (0xE9) on line 5
+    data = "\r\n".join(",".join(f'"{cell}"' for cell in row) for row in rows).encode("utf-8", "surrogateescape")
+    (tmp_path / "mixed.csv").write_bytes(b"\xef\xbb\xbf" + data + b"\r\n")  # with a BOM, honoured
+    with collecting_notices() as notes:
+        titles = [c.title for c in read_file(tmp_path / "mixed.csv")]
+    assert titles[1].startswith("Français: ") and titles[3].startswith("Café ")
+    assert next(c.source_record_id for c in read_file(tmp_path / "mixed.csv")) == "1"  # no BOM in the header
+    assert [str(n) for n in notes] == [
+        f"{tmp_path / 'mixed.csv'}: line 5: 1 line is not valid UTF-8 and read as Windows-1252 (cp1252); "
+        "check the accented letters there"
+    ]
+    with init_project(tmp_path / "p.db", name="mixed") as store:
+        result = import_file(store, tmp_path / "mixed.csv", source_name="Embase")
+        assert [n.where for n in result.notices] == ["line 5"]
+
+
+def test_utf16_without_a_bom_is_detected(tmp_path: Path) -> None:
+    rows = _estrogens(3)
+    rows[1][1] = "Müller κ " + rows[1][1]
+    text = "\r\n".join(",".join(f'"{cell}"' for cell in row) for row in rows) + "\r\n"
+    for codec in ("utf-16-le", "utf-16-be"):
+        (tmp_path / f"{codec}.csv").write_bytes(text.encode(codec))
+        assert [c.title for c in read_file(tmp_path / f"{codec}.csv")] == [row[1] for row in rows[1:]]
+
+
+def test_nul_characters_are_removed_and_said(tmp_path: Path) -> None:
+    rows = _estrogens(3)
+    rows[2][1] = rows[2][1][:10] + "\x00" + rows[2][1][10:]
+    with init_project(tmp_path / "p.db", name="nul") as store:
+        result = import_file(store, _write_csv(tmp_path / "nul.csv", rows), source_name="Embase")
+        assert [(n.where, n.field) for n in result.notices] == [("line 3", "title")]
+        assert "1 NUL character(s) removed" in str(result.notices[0])
+        assert [r["title"] for r in export_rows(store)][1] == rows[2][1].replace("\x00", "")
+
+
+PEAK_RSS = """
+import resource, sys
+from screening.cli import app
+try:
+    app(["rank", "--db", sys.argv[1]], standalone_mode=False)
+finally:
+    print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _rank_peak_kib(db: Path) -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(db)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.rsplit("PEAK", 1)[1])
+
+
+def test_a_50_mb_field_is_cut_with_a_notice_and_ranking_memory_stays_bounded(tmp_path: Path) -> None:
+    from screening.ingest import FIELD_CAPS
+
+    rows = _estrogens(200)
+    plain = _write_csv(tmp_path / "plain.csv", rows)
+    words = rows[5][2].split()
+    rows[5][2] = " ".join(words[i % len(words)] + str(i % 9973) for i in range(6_000_000))[: 50 * 2**20]
+    giant = _write_csv(tmp_path / "giant.csv", rows)  # > 4 MB: parsed in the parser process, notices sent back
+    with init_project(tmp_path / "giant.db", name="giant") as store:
+        result = import_file(store, giant, source_name="Embase")
+        (note,) = result.notices
+        assert (note.where, note.field) == ("line 6", "abstract")
+        assert f"52,428,800 characters cut to the first {FIELD_CAPS['abstract']:,}" in note.message
+        assert len([r for r in export_rows(store)][4]["abstract"]) == FIELD_CAPS["abstract"]
+    with init_project(tmp_path / "plain.db", name="plain") as store:
+        import_file(store, plain, source_name="Embase")
+    # the giant record costs the ranking what a 1 MB abstract costs, not gigabytes (it took 4.7 GB uncut)
+    assert _rank_peak_kib(tmp_path / "giant.db") < _rank_peak_kib(tmp_path / "plain.db") + 400 * 1024
+
+
+def test_a_retraction_reaches_the_group_whichever_import_came_first(tmp_path: Path) -> None:
+    from screening.prisma import prisma_counts
+    from screening.ranking.project import live_record_ids
+
+    retracted = HOSTILE / "pubmed_retracted.xml"
+    (citation,) = read_file(retracted)
+    assert citation.retracted
+    with init_project(tmp_path / "ris.db", name="ris") as store, store.begin() as s:
+        from screening.ingest import add_citations, new_source
+
+        citation.pmid, citation.retracted = None, False  # Embase's copy: no PMID, no retraction flag
+        add_citations(s, new_source(s, name="Embase"), [citation])
+    write_ris(export_rows(store), tmp_path / "embase.ris")
+    removed = {}
+    for order in (("PubMed", "Embase"), ("Embase", "PubMed")):
+        with init_project(tmp_path / f"{order[0]}.db", name="order") as store:
+            for name in order:
+                import_file(store, retracted if name == "PubMed" else tmp_path / "embase.ris", source_name=name)
+            dedupe(store)
+            counts = prisma_counts(store)
+            removed[order] = (counts.duplicates, counts.excluded_other, live_record_ids(store).size)
+    assert removed[("PubMed", "Embase")] == removed[("Embase", "PubMed")] == (1, 1, 0)
+
+
+def test_the_system_reviewer_of_imported_labels_cannot_vote_resolve_or_undo(tmp_path: Path) -> None:
+    import pytest
+
+    from screening import decisions as d
+    from screening.errors import DecisionError
+
+    with init_project(tmp_path / "p.db", name="system") as store:
+        import_file(store, _write_csv(tmp_path / "labels.csv", _estrogens(5)), source_name="Embase")
+        for act in (
+            lambda: d.decide(store, 2, "include", reviewer="import"),
+            lambda: d.resolve(store, 2, "include", reviewer="import", stage="title_abstract"),
+            lambda: d.undo(store, reviewer="import"),
+            lambda: d.set_retrieval(store, 2, True, reviewer="import"),
+        ):
+            with pytest.raises(DecisionError, match="'import' is the system reviewer of imported labels"):
+                act()

@@ -143,12 +143,28 @@ def test_deleted_citations_mark_existing_records(store: Store) -> None:
     assert flags == {"11": True, "12": False}
 
 
-def test_init_on_an_existing_project_keeps_its_records(db_path: Path) -> None:
+def test_init_on_an_existing_project_is_refused_and_keeps_it_as_it_was(db_path: Path) -> None:
     with init_project(db_path, name="First") as s1, s1.begin() as s:
         add_citations(s, new_source(s, name="PubMed"), [Citation(title="Ketamine infusion for CRPS", pmid="5")])
-    with init_project(db_path, name="Renamed") as s2:
+    with pytest.raises(StoreError, match=r"already a screening project \('First'\)"):
+        init_project(db_path, name="Renamed")
+    with open_store(db_path) as s2:
         assert s2.counts().records == 1
-        assert s2.get_setting("name") == "Renamed"
+        assert s2.get_setting("name") == "First"  # not silently renamed
+
+
+def test_init_on_another_applications_sqlite_file_is_refused_and_adds_no_table(tmp_path: Path) -> None:
+    path = tmp_path / "zotero.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE items (itemID INTEGER PRIMARY KEY, key TEXT)")
+        conn.execute("CREATE TABLE collections (collectionID INTEGER PRIMARY KEY)")
+    with pytest.raises(
+        SchemaError, match=r"not a screening project, and not empty \(it holds the tables collections, items\)"
+    ):
+        init_project(path, name="Review")
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"items", "collections"}
 
 
 def test_the_migrations_build_exactly_the_schema_of_the_models(store: Store) -> None:

@@ -49,5 +49,21 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def open_project(db: str) -> Store:
-    return open_store(db)
+def open_project(db: str, *, finish_dedupe: bool = True) -> Store:
+    """The project, with any deduplication an earlier import did not finish done first (and said)."""
+    store = open_store(db)
+    if finish_dedupe:
+        from ..dedupe import finish_pending_dedupe
+
+        try:
+            owed, done = finish_pending_dedupe(store)
+        except BaseException:
+            store.close()
+            raise
+        if done is not None:
+            err_console.print(
+                f"Finished the deduplication owed since the import of {'; '.join(owed)}: "
+                f"{done.duplicates} duplicates in {done.groups} groups",
+                highlight=False,
+            )
+    return store

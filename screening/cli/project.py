@@ -15,7 +15,7 @@ from ..ingest import import_file
 from ..outputs import output_path
 from ..queries import EXPORT_SELECTIONS, export_rows, status
 from ..store import init_project
-from .common import MAX_ID, DbOption, console, handle_errors, open_project
+from .common import MAX_ID, DbOption, console, err_console, handle_errors, open_project
 
 
 def _progress() -> Progress:
@@ -55,12 +55,19 @@ def import_command(
     fmt: Annotated[str | None, typer.Option("--format", help="Override format detection.")] = None,
     query: Annotated[str | None, typer.Option(help="The query that produced the file (search log).")] = None,
     no_dedupe: Annotated[bool, typer.Option("--no-dedupe", help="Skip deduplication after importing.")] = False,
+    again: Annotated[
+        bool, typer.Option("--again", help="Import a file whose content is in the project already, once more.")
+    ] = False,
 ) -> None:
-    """Import files, one transaction each; a malformed file imports nothing and says where it is broken."""
+    """Import files, one transaction each; a malformed file imports nothing and says where it is broken.
+
+    A file imported before (the same content) is refused unless --again. What a reader had
+    to change on the way in (a line that is not UTF-8, a field cut short) is printed as a warning.
+    """
     for path in files:
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
-    with open_project(db) as store, _progress() as progress:
+    with open_project(db, finish_dedupe=False) as store, _progress() as progress:
         for path in files:
             task = progress.add_task(f"importing {path.name}", total=None)
             result = import_file(
@@ -70,14 +77,27 @@ def import_command(
                 kind=kind,
                 fmt=fmt,
                 query=query,
+                again=again,
                 on_chunk=lambda n, task=task: progress.advance(task, n),
             )
             progress.remove_task(task)
+            _print_notices(result.notices)
             labels = f", {result.labels} labels as prior decisions" if result.labels else ""
             deleted = f", {result.deleted} PMIDs withdrawn" if result.deleted else ""
             console.print(f"{path.name}: {result.count} records from {source}{labels}{deleted}")
         if not no_dedupe:
             _print_dedupe(dedupe(store))
+
+
+SHOWN_NOTICES = 20
+
+
+def _print_notices(notices: list) -> None:
+    """Each change a reader made, on stderr: the first ones, then how many more the audit log holds."""
+    for item in notices[:SHOWN_NOTICES]:
+        err_console.print(f"[bold yellow]Warning:[/] {item}", highlight=False)
+    if len(notices) > SHOWN_NOTICES:
+        err_console.print(f"[bold yellow]Warning:[/] and {len(notices) - SHOWN_NOTICES} more (see the audit log)")
 
 
 def _print_dedupe(result: object) -> None:
@@ -101,7 +121,7 @@ def dedupe_command(
     reviewer: Annotated[str | None, typer.Option(help="Who judged the pairs (audit log).")] = None,
 ) -> None:
     """Group duplicate records (PMID, DOI, then fuzzy title/abstract), never deleting any."""
-    with open_project(db) as store:
+    with open_project(db, finish_dedupe=bool(same or different or review)) as store:
         for pair in same or []:
             judge_pair(store, pair, duplicate=True, actor=reviewer)
         for pair in different or []:
@@ -132,8 +152,8 @@ def _print_pairs(store: object) -> None:
 
 @handle_errors
 def status_command(db: DbOption) -> None:
-    """Counts by source, stage and decision."""
-    with open_project(db) as store:
+    """Counts by source, stage and decision; says so when a deduplication is owed."""
+    with open_project(db, finish_dedupe=False) as store:
         report = status(store)
     console.print(
         f"[bold]{report.name}[/]: {report.records} records, {report.unique} unique, "
@@ -153,6 +173,12 @@ def status_command(db: DbOption) -> None:
         console.print(f"{stage}: {parts}")
     for line in report.stops:
         console.print(line, highlight=False)
+    if report.undeduplicated:
+        console.print(
+            f"[bold yellow]Not deduplicated yet:[/] {'; '.join(report.undeduplicated)} "
+            "(an import that stopped before its deduplication, or --no-dedupe): run 'screening dedupe'",
+            highlight=False,
+        )
 
 
 @handle_errors

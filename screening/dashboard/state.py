@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ..dedupe import finish_pending_dedupe
 from ..demo import build_demo
 from ..errors import ConfigError, MissingDependency
 from ..ranking.active import ActiveLearner
@@ -52,7 +53,10 @@ def ensure_demo(db: str) -> None:
 
 @st.cache_resource(show_spinner="Opening the project…")
 def project(db: str) -> Store:
-    return open_store(db)
+    """The open project; a deduplication an earlier import did not finish is done first."""
+    store = open_store(db)
+    finish_pending_dedupe(store, actor="dashboard")
+    return store
 
 
 @dataclass

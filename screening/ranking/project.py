@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..ingest import FIELD_CAPS
 from ..schema import CacheEntry, Record, Source, Stage
 from ..snapshot import read_stage
 from ..store import Store
@@ -34,7 +35,17 @@ LABEL_VALUES = {"include": 1, "exclude": 0}
 
 
 def _live_records():
-    return Record.canonical_id.is_(None) & Record.deleted_from_source.is_(False)
+    """The records screening sees: canonical, neither withdrawn from PubMed nor retracted (PRISMA's "removed")."""
+    return Record.canonical_id.is_(None) & Record.deleted_from_source.is_(False) & Record.retracted.is_(False)
+
+
+def _capped_text() -> tuple:
+    """Title and abstract, cut in the database to the import's caps: a project imported before the caps
+    existed, with a 50 MB field, ranks in bounded memory too."""
+    return (
+        func.substr(Record.title, 1, FIELD_CAPS["title"]).label("title"),
+        func.substr(Record.abstract, 1, FIELD_CAPS["abstract"]).label("abstract"),
+    )
 
 
 def _records_signature(session: Session) -> str:
@@ -87,7 +98,7 @@ def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np
         entry = s.get(CacheEntry, CACHE_KEY)
         if entry is not None and entry.fingerprint == fingerprint:
             return ids, TextFeatures.from_bytes(entry.payload, config)
-        rows = s.execute(select(Record.title, Record.abstract).where(_live_records()).order_by(Record.id)).all()
+        rows = s.execute(select(*_capped_text()).where(_live_records()).order_by(Record.id)).all()
     features = build_features([f"{t or ''} {a or ''}" for t, a in rows], config, titles=[t or "" for t, _ in rows])
     _put_cache(store, CACHE_KEY, fingerprint, features.to_bytes())
     return ids, features
@@ -148,7 +159,7 @@ def load_embeddings(
     for start in range(0, len(missing), chunk):
         part = missing[start : start + chunk]
         with store.read() as s:
-            query = select(Record.id, Record.title, Record.abstract).where(Record.id.in_(part))
+            query = select(Record.id, *_capped_text()).where(Record.id.in_(part))
             rows = {rid: (title, abstract) for rid, title, abstract in s.execute(query)}
         texts = record_texts([rows[r][0] for r in part], [rows[r][1] for r in part])
         # rounded as they are stored, so a fresh and a cached load rank alike

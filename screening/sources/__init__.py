@@ -8,6 +8,10 @@ file, the line or record, and the field.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,3 +66,54 @@ class Citation:
     extra: dict[str, Any] = field(default_factory=dict)
     # where in the file the record starts, for error messages ("line 12", "record 3")
     location: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportNotice:
+    """Something a reader changed or dropped on the way in, which the reviewer must be told.
+
+    Like :class:`~screening.errors.ImportFormatError` it names the file, where in it,
+    and the field; unlike an error, the import goes on.
+    """
+
+    path: str
+    where: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        parts = [self.path, *(p for p in (self.where, self.field and f"field {self.field!r}") if p)]
+        return f"{': '.join(parts)}: {self.message}"
+
+
+class ImportNoticeWarning(UserWarning):
+    """An :class:`ImportNotice` given outside :func:`collecting_notices` (a reader used on its own)."""
+
+
+_NOTICES: ContextVar[list[ImportNotice] | None] = ContextVar("import_notices", default=None)
+
+
+def notice(path: str, where: str | None, field: str | None, message: str) -> None:
+    """Tell the import in progress what was changed or dropped (a Python warning when none is).
+
+    A context variable rather than a return value, so that every reader keeps
+    yielding plain citations, and two imports on two dashboard threads never mix
+    their notices.
+    """
+    item = ImportNotice(str(path), where, field, message)
+    collected = _NOTICES.get()
+    if collected is None:
+        warnings.warn(str(item), ImportNoticeWarning, stacklevel=2)
+    else:
+        collected.append(item)
+
+
+@contextmanager
+def collecting_notices() -> Iterator[list[ImportNotice]]:
+    """The notices given while the block runs (including by generators it drives), in order."""
+    collected: list[ImportNotice] = []
+    token = _NOTICES.set(collected)
+    try:
+        yield collected
+    finally:
+        _NOTICES.reset(token)

@@ -5,6 +5,15 @@ the file into records itself, streaming, checking each line as it goes (a tag
 outside a record, a record without ``ER``, an unknown tag), then hands each
 record's lines to ``rispy.RisParser``. The vendors disagree on tags; the
 ``_first`` chains below list, for each field, the tags that carry it.
+
+RIS tags are capitals, but hand-edited files and some tools write them in
+lowercase ("ab  - ..."). Such a line, spaced exactly as a tag line and naming a
+known tag once upper-cased, is read as that tag (and handed to rispy
+upper-cased), with one notice per file; left as text it would be glued onto the
+field above it, an abstract into the title. Once a file has shown a lowercase
+tag, its other lowercase tag-like lines are checked as tags are (bad spacing,
+unknown tag); in a file that has not, they may be prose ("an - admittedly"), and
+stay text as before.
 """
 
 from __future__ import annotations
@@ -18,13 +27,13 @@ from typing import Any
 import rispy
 
 from ..errors import ImportFormatError
-from . import Citation
+from . import Citation, notice
 from .files import open_text
 
-# rispy's tag line: two characters (a capital first), two spaces, a hyphen
-_TAG_LINE = re.compile(r"^([A-Z][A-Z0-9])  -(?: |$)")
+# rispy's tag line: two characters (a letter first), two spaces, a hyphen; capitals, or see _Tags
+_TAG_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9])  -(?: |$)")
 # looks like a tag line but is spaced wrongly ("TI - x", "AU   - x"): a broken file, not text
-_BAD_TAG_LINE = re.compile(r"^[A-Z][A-Z0-9](?: | {3,})-(?: |$)")
+_BAD_TAG_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9])(?: | {3,})-(?: |$)")
 # tags the vendors use beyond rispy's mapping (Ovid CT/M2/U1-U5, EndNote J1/Y3/BT/ED, ...)
 OVID_TAGS = frozenset({"CT", "M2", "U1", "U2", "U3", "U4", "U5"})
 ENDNOTE_TAGS = frozenset(
@@ -49,27 +58,61 @@ NOTE_PMID = "PMID: "
 NOTE_PREFIXES = (NOTE_MESH, NOTE_TYPE, NOTE_PMID)
 
 
+class _Tags:
+    """Reads the tag of each line of one file, capitals or (known tags) lowercase, and remembers the lowercase."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lowercase: dict[str, int] = {}  # each lowercase spelling, and the first line it is on
+
+    def tag(self, line: str, number: int) -> str | None:
+        """The line's tag, upper-cased; None for a line of text."""
+        match = _TAG_LINE.match(line)
+        written = match.group(1) if match else None
+        if written is None:
+            self._check_spacing(line, number)
+            return None
+        if written.isupper():
+            return written
+        if written.upper() not in KNOWN_TAGS and not self.lowercase:
+            return None  # "xx  - ..." in a file that writes capitals: text, as it always was
+        self.lowercase.setdefault(written, number)
+        return written.upper()
+
+    def _check_spacing(self, line: str, number: int) -> None:
+        bad = _BAD_TAG_LINE.match(line)
+        if bad and (bad.group(1).isupper() or (self.lowercase and bad.group(1).upper() in KNOWN_TAGS)):
+            raise ImportFormatError(self.path, f"line {number}", bad.group(1), f"malformed tag line {line[:40]!r}")
+
+    def tell(self) -> None:
+        """One notice for the file, naming the first lowercase line and every spelling read."""
+        if self.lowercase:
+            first, line = next(iter(self.lowercase.items()))  # in the order first seen
+            message = f"lowercase RIS tags read as tags ({', '.join(self.lowercase)})"
+            notice(self.path, f"line {line}", first, message)
+
+
 def _records(lines: Iterator[str], path: str) -> Iterator[tuple[int, list[str]]]:
     """(line number where TY is, the record's lines through ER), checking structure."""
+    tags = _Tags(path)
     start: int | None = None
     record: list[str] = []
     number = records = 0
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n").lstrip("\ufeff")
-        match = _TAG_LINE.match(line)
-        tag = match.group(1) if match else None
-        if tag is None and _BAD_TAG_LINE.match(line):
-            raise ImportFormatError(path, f"line {number}", line[:2], f"malformed tag line {line[:40]!r}")
+        written, tag = line[:2], tags.tag(line, number)
+        if tag is not None:
+            line = tag + line[2:]  # rispy reads capitals only
         if start is None:
             if tag == "TY":
                 start, record = number, [line]
             elif tag is not None:
-                raise ImportFormatError(path, f"line {number}", tag, "a record must start with 'TY  - '")
+                raise ImportFormatError(path, f"line {number}", written, "a record must start with 'TY  - '")
             continue  # blank lines and headers such as "1." between records
         if tag == "TY":
             raise ImportFormatError(path, f"line {number}", "ER", f"the record starting at line {start} has no ER")
         if tag is not None and tag not in KNOWN_TAGS:
-            raise ImportFormatError(path, f"line {number}", tag, "unknown RIS tag")
+            raise ImportFormatError(path, f"line {number}", written, "unknown RIS tag")
         record.append(line)
         if tag == "ER":
             records += 1
@@ -81,6 +124,7 @@ def _records(lines: Iterator[str], path: str) -> Iterator[tuple[int, list[str]]]
         )
     if records == 0 and number > 0:
         raise ImportFormatError(path, None, "TY", f"no RIS record in {number} lines (no line starts 'TY  - ')")
+    tags.tell()
 
 
 def _values(ref: dict[str, Any], key: str) -> list[str]:

@@ -11,7 +11,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from screening.dashboard import state
 from screening.dedupe import dedupe
-from screening.errors import ImportFormatError, ScreeningError
+from screening.errors import AlreadyImported, ImportFormatError, ScreeningError
 from screening.ingest import import_file
 from screening.queries import status
 from screening.sources.files import FORMATS
@@ -79,18 +79,32 @@ def search_form() -> None:
                 st.error(str(e))
 
 
-def import_upload(upload: UploadedFile, source: str, kind: str, fmt: str) -> None:
+SHOWN_NOTICES = 20
+
+
+def import_upload(upload: UploadedFile, source: str, kind: str, fmt: str, again: bool) -> None:
     """Save the upload under its own name in a temporary folder, import it, then deduplicate."""
     name = Path(upload.name).name
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(upload.getvalue())
-        result = import_file(store, path, source_name=source, kind=kind, fmt=None if fmt == AUTO else fmt, actor=actor)
+        try:
+            result = import_file(
+                store, path, source_name=source, kind=kind, fmt=None if fmt == AUTO else fmt, actor=actor, again=again
+            )
+        except ImportFormatError as e:  # the reviewer's own file name, not the temporary folder's
+            raise ImportFormatError(name, e.where, e.field, e.problem) from e
+        except AlreadyImported as e:
+            raise AlreadyImported(str(e).replace(str(path), name)) from e
     merged = dedupe(store, actor=actor)
     st.success(
         f"{name}: {result.count} records imported as {source!r} ({result.labels} with labels); "
         f"{merged.new_duplicates} new duplicates found, {merged.uncertain} pairs left for review."
     )
+    for item in result.notices[:SHOWN_NOTICES]:
+        st.warning(f"{name}: {str(item).removeprefix(item.path).lstrip(': ')}")
+    if len(result.notices) > SHOWN_NOTICES:
+        st.warning(f"… and {len(result.notices) - SHOWN_NOTICES} more warnings (see the audit log)")
 
 
 def import_form() -> None:
@@ -102,12 +116,13 @@ def import_form() -> None:
         source = left.text_input("Source name (e.g. Embase)", key="import_source")
         kind = mid.selectbox("Kind", KINDS, key="import_kind")
         fmt = right.selectbox("Format", [AUTO, *FORMATS], key="import_format")
+        again = st.checkbox("Import again, although this file was imported before", key="import_again")
         if st.form_submit_button("Import"):
             if upload is None or not source.strip():
                 st.error("Choose a file and name its source.")
                 return
             try:
-                import_upload(upload, source.strip(), kind, fmt)
+                import_upload(upload, source.strip(), kind, fmt, again)
             except ImportFormatError as e:
                 st.error(
                     f"Not imported, the project is unchanged. {e.path}: {e.where or ''} "
