@@ -92,7 +92,8 @@ def clean_citation(c: Citation, origin: str) -> Citation:
 
     def sayer(name: str) -> Callable[[str], None]:
         where = c.location or (f"PMID {c.pmid}" if c.pmid else None)
-        return lambda message: notice(origin, where, name, f"{message} ({(c.title or '')[:60]!r})")
+        title = (c.title or "").replace("\x00", "")[:60]
+        return lambda message: notice(origin, where, name, f"{message} ({title!r})")
 
     for name in TEXT_FIELDS:
         value = getattr(c, name)
@@ -192,6 +193,7 @@ def add_citations(
     *,
     skip_existing_pmids: bool = False,
     start_position: int = 0,
+    origin: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> AddResult:
     """Insert citations for ``source`` inside the caller's transaction.
@@ -199,8 +201,9 @@ def add_citations(
     Labels become prior title/abstract decisions by the ``import`` reviewer.
     DeleteCitation entries mark existing records with that PMID as withdrawn.
     With ``skip_existing_pmids`` (a living-review update), a PMID already in the
-    project is not added again.
+    project is not added again. ``origin`` names the file in notices (default: the source's).
     """
+    origin = origin or source.file_name or source.name
     result = AddResult()
     position = start_position
     prior_reviewer: int | None = None
@@ -215,7 +218,6 @@ def add_citations(
             keep = [c for c in keep if c.pmid not in seen]
         if not keep:
             continue
-        origin = source.file_name or source.name
         ids = _insert_records(session, source, [citation_row(clean_citation(c, origin)) for c in keep])
         links = []
         for offset, (rid, c) in enumerate(zip(ids, keep, strict=True)):
@@ -346,7 +348,7 @@ def import_file(
             _refuse_reimport(session, path, sha256)
         source = new_source(session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt)
         source.content_sha256 = sha256
-        added = add_citations(session, source, read_file_parallel(path, fmt), on_chunk=on_chunk)
+        added = add_citations(session, source, read_file_parallel(path, fmt), origin=str(path), on_chunk=on_chunk)
         if not added.record_ids and not added.deleted_pmids:  # an empty export is a mistake, not a source
             raise ImportFormatError(str(path), None, None, f"no records in this {fmt} file (empty, or a header only)")
         source.count_retrieved = len(added.record_ids)

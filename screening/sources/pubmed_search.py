@@ -32,6 +32,7 @@ from ..errors import ConfigError, SourceError
 from ..ingest import add_citations, new_source
 from ..schema import Record, RecordSource, Source, SourceBatch, utcnow
 from ..store import Store, audit
+from . import collecting_notices
 from .pubmed import (
     ESEARCH_CEILING,
     MAX_BATCH,
@@ -260,7 +261,7 @@ class _Run:
     def store_batch(self, batch: FetchedBatch, info: dict[str, Any]) -> None:
         """Records, raw XML and plan progress: one transaction."""
         pmids = [c.pmid for c in batch.citations if c.pmid]
-        with self.store.begin() as s:
+        with self.store.begin() as s, collecting_notices() as notices:
             source = s.get(Source, self.source_id)
             added = add_citations(
                 s, source, batch.citations, skip_existing_pmids=True, start_position=_linked_count(s, self.source_id)
@@ -278,6 +279,7 @@ class _Run:
                         "short": batch.short,
                         "attempts": batch.attempts,
                         "added": len(added.record_ids),
+                        "notices": [str(n) for n in notices],  # a field cut short, NUL characters removed
                     },
                 )
             )
