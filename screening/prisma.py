@@ -95,6 +95,21 @@ class PrismaCounts:
     stops: list[StopInfo] = field(default_factory=list)  # title/abstract stops behind excluded_automatic
     dbr: Flow = field(default_factory=Flow)
     other: Flow = field(default_factory=Flow)
+    # drawn while work is unfinished: the identities hold with the work still awaited counted in
+    provisional: bool = False
+
+    @property
+    def awaiting(self) -> dict[str, int]:
+        """The unfinished work, by the step it awaits (what a provisional diagram shows)."""
+        return {
+            "screening": self.screening_pending,
+            "retrieval": self.dbr.retrieval_pending + self.other.retrieval_pending,
+            "full_text": self.dbr.full_text_pending + self.other.full_text_pending,
+        }
+
+    @property
+    def finished(self) -> bool:
+        return not any(self.awaiting.values())
 
     @property
     def database_results(self) -> int:
@@ -231,12 +246,17 @@ def _pending(n: int, what: str) -> str:
 
 
 def check_identities(counts: PrismaCounts) -> None:
-    """Raise PrismaIdentityError listing every PRISMA identity that fails, with its numbers."""
+    """Raise PrismaIdentityError listing every PRISMA identity that fails, with its numbers.
+
+    For provisional counts the work still awaited is counted in (screened + awaiting =
+    identified - removed, ...): the flow must still account for every record.
+    """
     c, d = counts, counts.dbr
+    extra = c.provisional
     checks = [
         _identity(
             "records screened",
-            c.records_screened,
+            c.records_screened + c.screening_pending * extra,
             c.identified - c.duplicates - c.excluded_automatic - c.excluded_other,
             f"identified {c.identified} - duplicates {c.duplicates} - automation {c.excluded_automatic}"
             f" - other {c.excluded_other}",
@@ -253,7 +273,7 @@ def check_identities(counts: PrismaCounts) -> None:
         checks.append(
             _identity(
                 f"{label}reports assessed",
-                flow.assessed,
+                flow.assessed + flow.retrieval_pending * extra,
                 flow.sought - flow.not_retrieved,
                 f"sought {flow.sought} - not retrieved {flow.not_retrieved}",
                 _pending(flow.retrieval_pending, "reports sought without a retrieval decision"),
@@ -262,7 +282,7 @@ def check_identities(counts: PrismaCounts) -> None:
         checks.append(
             _identity(
                 f"{label}reports included",
-                flow.included,
+                flow.included + flow.full_text_pending * extra,
                 flow.assessed - flow.excluded_total,
                 f"assessed {flow.assessed} - excluded {flow.excluded_total}",
                 _pending(flow.full_text_pending, "reports assessed without a final full-text decision"),
@@ -355,6 +375,7 @@ def to_template_csv(counts: PrismaCounts, template_path: str | Path | None = Non
     n_col = TEMPLATE_COLUMNS.index("n")
     box_col = TEMPLATE_COLUMNS.index("boxtext")
     automation_note = stops_note(counts)
+    provisional_notes = awaiting_notes(counts)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(rows[0])
@@ -363,8 +384,29 @@ def to_template_csv(counts: PrismaCounts, template_path: str | Path | None = Non
             row = [*row[:n_col], values[row[0]], *row[n_col + 1 :]]
         if row and row[0] == "excluded_automatic" and automation_note:
             row = [*row[:box_col], f"{row[box_col]} ({automation_note})", *row[box_col + 1 :]]
+        if row and row[0] in provisional_notes:
+            row = [*row[:box_col], f"{row[box_col]} ({provisional_notes[row[0]]})", *row[box_col + 1 :]]
         writer.writerow(row)
     return out.getvalue()
+
+
+PROVISIONAL = "PROVISIONAL"
+# the box each kind of unfinished work belongs under, in the template and the diagram
+AWAITING_BOXES = {"screening": "records_screened", "retrieval": "dbr_sought_reports", "full_text": "dbr_assessed"}
+AWAITING_WORDS = {
+    "screening": "awaiting screening",
+    "retrieval": "awaiting a retrieval decision",
+    "full_text": "awaiting a full-text decision",
+}
+
+
+def awaiting_notes(counts: PrismaCounts) -> dict[str, str]:
+    """Box key -> "PROVISIONAL: 1,204 awaiting screening", for provisional counts with work awaited there."""
+    if not counts.provisional:
+        return {}
+    return {
+        AWAITING_BOXES[step]: f"{PROVISIONAL}: {n:,} {AWAITING_WORDS[step]}" for step, n in counts.awaiting.items() if n
+    }
 
 
 def stops_note(counts: PrismaCounts) -> str:
@@ -403,6 +445,8 @@ def to_json(counts: PrismaCounts) -> dict[str, Any]:
         "database_specific_results": [{"name": n, "n": k} for n, k in c.databases],
         "register_specific_results": [{"name": n, "n": k} for n, k in c.registers],
         "screening_pending": c.screening_pending,
+        "provisional": c.provisional,
+        "awaiting": c.awaiting,
         "excluded_automatic_note": stops_note(c),
         "stopping": [stop.as_dict() for stop in c.stops],
         "dbr": _flow_json(c.dbr),
@@ -410,8 +454,13 @@ def to_json(counts: PrismaCounts) -> dict[str, Any]:
     }
 
 
-def checked_counts(store: Store) -> PrismaCounts:
-    """Counts that add up, or PrismaIdentityError."""
+def checked_counts(store: Store, *, provisional: bool = False) -> PrismaCounts:
+    """Counts that add up, or PrismaIdentityError.
+
+    With ``provisional``, the counts of unfinished work (marked so in every output, with
+    what it awaits); a finished review's counts are never marked provisional.
+    """
     counts = prisma_counts(store)
+    counts.provisional = provisional and not counts.finished
     check_identities(counts)
     return counts

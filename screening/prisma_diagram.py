@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .errors import ConfigError
 from .outputs import Protected, output_path, write_output
-from .prisma import Flow, PrismaCounts, check_identities
+from .prisma import PROVISIONAL, Flow, PrismaCounts, awaiting_notes, check_identities
 
 FORMATS = ("svg", "png")
 FONT = "Arial, Helvetica, sans-serif"
@@ -103,6 +103,19 @@ def _stop_lines(c: PrismaCounts) -> list[str]:
 
 
 def _boxes(c: PrismaCounts) -> list[Box]:
+    boxes = _flow_boxes(c)
+    notes = awaiting_notes(c)
+    for box in boxes:
+        if box.key in notes:
+            box.lines.append(notes[box.key])
+    if c.provisional:
+        boxes[0].lines.append(f"{PROVISIONAL}: screening is not finished")
+    for box in boxes:
+        box.lines = _wrap(box.lines) if box.span == 1 else box.lines
+    return boxes
+
+
+def _flow_boxes(c: PrismaCounts) -> list[Box]:
     d = c.dbr
     boxes = [
         Box("newstud", 0, 0, ["Identification of new studies via databases and registers"], YELLOW, span=2),
@@ -154,8 +167,6 @@ def _boxes(c: PrismaCounts) -> list[Box]:
             Box("other_assessed", 2, 4, ["Reports assessed for eligibility", _n(o.assessed)]),
             Box("other_excluded", 3, 4, _excluded_lines(o), align="start" if o.excluded else "middle"),
         ]
-    for box in boxes:
-        box.lines = _wrap(box.lines) if box.span == 1 else box.lines
     return boxes
 
 
@@ -281,6 +292,7 @@ def to_svg(counts: PrismaCounts, *, title: str = "PRISMA 2020 flow diagram") -> 
     """The diagram as an SVG document (raises PrismaIdentityError if the counts do not add up)."""
     check_identities(counts)
     lay = layout(counts)
+    title = f"{title} ({PROVISIONAL.lower()})" if counts.provisional else title
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" height="{lay.height:.0f}" '
         f'viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" font-family={quoteattr(FONT)} font-size="{FONT_SIZE}">'

@@ -350,10 +350,18 @@ def test_fulltext_page_retrieval_then_exclusion_with_reason(small: Path) -> None
     ]
 
 
-def test_prisma_page_refuses_a_diagram_until_counts_add_up(demo: Path) -> None:
+def test_prisma_page_draws_a_provisional_diagram_while_screening_is_unfinished(demo: Path) -> None:
+    with open_store(demo) as store:
+        decide(store, 1, "exclude", reviewer="alice")
     at = open_app("alice", "prisma")
-    assert "do not add up" in at.error[0].value and "undecided" in at.error[0].value
-    assert not at.image and not at.download_button
+    assert not at.error
+    assert "Provisional" in at.warning[0].value and "awaiting screening" in at.warning[0].value
+    assert at.image[0].captions == ["PRISMA 2020 flow diagram (provisional)"]
+    c = json.loads(at.json[0].value)
+    assert c["provisional"] is True and c["records_screened"] == c["records_excluded"] == 1
+    identified = c["database_results"] + c["register_results"]
+    removed = c["duplicates"] + c["excluded_automatic"] + c["excluded_other"]
+    assert c["records_screened"] + c["awaiting"]["screening"] == identified - removed  # every record accounted for
 
 
 def _screen_everything(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,32 @@ def test_json_has_the_pending_work(small) -> None:
     data = to_json(prisma_counts(store))
     assert data["screening_pending"] == 7 and data["dbr"]["retrieval_pending"] == 1
     assert data["database_specific_results"] == [{"name": "PubMed", "n": 8}]
+
+
+def test_a_provisional_flow_counts_the_work_awaited_and_says_so_everywhere(small, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from screening.cli import app
+    from screening.prisma import checked_counts
+
+    store, ids = small
+    d.decide(store, ids[0], "include", reviewer="alice")
+    d.decide(store, ids[1], "exclude", reviewer="alice")
+    db = str(store.path)
+    final = CliRunner().invoke(app, ["prisma", "--db", db, "--out", str(tmp_path / "final.svg")])
+    assert final.exit_code == 1 and not (tmp_path / "final.svg").exists()  # the final diagram still refuses
+    for name in ("flow.svg", "flow.csv", "flow.json"):
+        done = CliRunner().invoke(app, ["prisma", "--db", db, "--provisional", "--out", str(tmp_path / name)])
+        assert done.exit_code == 0, done.output
+    svg = (tmp_path / "flow.svg").read_text(encoding="utf-8")
+    assert "PROVISIONAL: 6 awaiting screening" in svg and "PROVISIONAL: 1 awaiting a retrieval decision" in svg
+    assert "<title>PRISMA 2020 flow diagram (provisional)</title>" in svg
+    rows = {r["data"]: r for r in csv.DictReader(io.StringIO((tmp_path / "flow.csv").read_text(encoding="utf-8")))}
+    screened = rows["records_screened"]
+    assert screened["n"] == "2" and "PROVISIONAL: 6 awaiting screening" in screened["boxtext"]
+    flow = json.loads((tmp_path / "flow.json").read_text(encoding="utf-8"))
+    assert flow["provisional"] is True and flow["awaiting"] == {"screening": 6, "retrieval": 1, "full_text": 0}
+    for rid in ids[2:]:
+        d.decide(store, rid, "exclude", reviewer="alice")
+    d.set_retrieval(store, ids[0], False, reviewer="alice")
+    assert checked_counts(store, provisional=True).provisional is False  # a finished review is never marked

@@ -361,15 +361,23 @@ def prisma_command(
     fmt: Annotated[str | None, typer.Option("--format", help="csv, json, svg or png (default: from --out).")] = None,
     out: OutOption = None,
     template: Annotated[Path | None, typer.Option("--template", help="Another PRISMA2020 template CSV.")] = None,
+    provisional: Annotated[
+        bool,
+        typer.Option(
+            "--provisional", help="Draw the flow of an unfinished review, marked PROVISIONAL, with what awaits."
+        ),
+    ] = False,
 ) -> None:
     """PRISMA 2020 counts as the PRISMA2020 template CSV, JSON, or the flow diagram (SVG/PNG).
 
     Nothing is written when the counts do not add up: the error lists each identity that fails.
+    With --provisional, unfinished work (records awaiting screening, reports awaiting a
+    decision) is counted in and every output is marked PROVISIONAL.
     """
     fmt = fmt or (out.suffix.lstrip(".").lower() if out is not None else "csv")
     _check_format(fmt, PRISMA_FORMATS)
     with open_project(db) as store:
-        counts = checked_counts(store)
+        counts = checked_counts(store, provisional=provisional)
     if fmt in ("svg", "png"):
         if out is None:
             raise ConfigError(f"--out: a {fmt} diagram needs a file to write to")

@@ -10,9 +10,10 @@ import streamlit as st
 
 from screening.dashboard import state
 from screening.prisma import (
+    AWAITING_WORDS,
     PrismaCounts,
     PrismaIdentityError,
-    check_identities,
+    checked_counts,
     prisma_counts,
     to_json,
     to_template_csv,
@@ -31,21 +32,27 @@ def png_bytes(counts: PrismaCounts) -> bytes:
 
 
 st.header("PRISMA 2020")
-counts = prisma_counts(store)
-summary = to_json(counts)
 try:
-    check_identities(counts)
-except PrismaIdentityError as e:
-    st.error(
-        "The PRISMA counts do not add up yet, so no diagram is drawn. Unfinished work:\n\n"
-        + "\n".join(f"- {failure}" for failure in e.failures)
-    )
+    counts = checked_counts(store, provisional=True)
+except PrismaIdentityError as e:  # the flow does not account for every record: a fault, not unfinished work
+    st.error("The PRISMA counts do not add up, so no diagram is drawn:\n\n" + "\n".join(f"- {f}" for f in e.failures))
     with st.expander("Counts so far"):
-        st.json(summary)
+        st.json(to_json(prisma_counts(store)))
     st.stop()
+summary = to_json(counts)
+if counts.provisional:
+    awaiting = ", ".join(f"{n:,} {AWAITING_WORDS[step]}" for step, n in counts.awaiting.items() if n)
+    st.warning(
+        f"**Provisional**: the review is not finished ({awaiting}). The diagram and downloads are marked "
+        "PROVISIONAL; the final diagram comes when nothing awaits (`screening prisma` refuses until then)."
+    )
+st.caption(
+    "Counts unique records after deduplication, by the first source that delivered each; "
+    "records removed before screening (duplicates, retracted or withdrawn, automation) are not screened."
+)
 
 svg = to_svg(counts)
-st.image(svg, caption="PRISMA 2020 flow diagram")
+st.image(svg, caption="PRISMA 2020 flow diagram" + (" (provisional)" if counts.provisional else ""))
 cols = st.columns(4)
 cols[0].download_button("CSV (PRISMA2020 template)", to_template_csv(counts), "prisma.csv", "text/csv", key="dl_csv")
 cols[1].download_button("JSON", json.dumps(summary, indent=2), "prisma.json", "application/json", key="dl_json")
