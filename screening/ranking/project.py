@@ -24,7 +24,8 @@ from ..snapshot import read_stage
 from ..store import Store
 from .active import ActiveLearner, LearnerConfig, check_strategy
 from .embeddings import EmbeddingConfig, SentenceEmbedder, record_texts
-from .features import FeatureConfig, TextFeatures, build_features, query_similarity
+from .features import FeatureConfig, TextFeatures, build_features
+from .query import BooleanQuery, RecordIndex, cold_start_scores, concept_query
 
 CACHE_KEY = "ranking.features"
 EMBEDDINGS_KEY = "ranking.embeddings"
@@ -202,6 +203,26 @@ def topic_text(store: Store) -> list[str]:
     return texts
 
 
+def _record_index(store: Store, features: TextFeatures) -> RecordIndex:
+    """Text (for phrase checks) and subject headings of the live records, in id order, for block matching."""
+    columns = (*_capped_text(), Record.mesh_terms, Record.publication_types)
+    with store.read() as s:
+        rows = s.execute(select(*columns).where(_live_records()).order_by(Record.id)).all()
+    texts = [f"{t or ''} {a or ''}" for t, a, _, _ in rows]
+    subjects = ["; ".join([*(mesh or []), *(types or [])]) for _, _, mesh, types in rows]
+    return RecordIndex(features, text_of=lambda found: [texts[i] for i in found], subjects=subjects)
+
+
+def cold_start_prior(store: Store, features: TextFeatures, query: BooleanQuery | None = None) -> np.ndarray | None:
+    """Scores before the model can learn: concept blocks of a Boolean query, else cosine to the topic text.
+
+    With a query of two or more AND-ed blocks, a record matching every block ranks above one
+    matching fewer, and the cosine orders records within a block count; otherwise the cosine alone.
+    """
+    query = query or concept_query(store.get_setting("query"))
+    return cold_start_scores(features, topic_text(store), query, lambda: _record_index(store, features))
+
+
 @dataclass(frozen=True)
 class RankedRecord:
     record_id: int
@@ -241,7 +262,7 @@ class ProjectRanker:
     def _load(self) -> None:
         self.ids, self.features = load_features(self.store, self.feature_config)
         self._row = {int(rid): i for i, rid in enumerate(self.ids)}
-        prior = query_similarity(self.features, topic_text(self.store))
+        prior = cold_start_prior(self.store, self.features)
         self.embeddings = load_embeddings(self.store, self.ids, self.embedder) if self.use_embeddings else None
         self.learner = ActiveLearner(
             self.features.matrix,

@@ -1,0 +1,196 @@
+"""Cold start on real reviews: how soon the first includes come when nothing is labelled yet.
+
+    .venv/bin/python benchmarks/cold_start.py [--shared ../shared] [--seeds 0-2] [--random-seeds 0-9]
+        [--out benchmarks/results/cold_start.md]
+
+For every review of the suite (BENCHMARK.md: 21 datasets), a project whose only topic text is the
+review's one-line ``topic`` from ``datasets/MANIFEST.csv``, and no label. Its order is the one the
+ranker shows before the first include: the prior of :func:`screening.ranking.query.cold_start_scores`
+(the same call ``ProjectRanker`` makes), ties broken by ``ActiveLearner``'s seeded permutation. It is
+the prior's order only: in a project the model takes over once an include and an exclude are known.
+
+- ``first``: the rank (from 1) of the first include; ``@20``, ``@50``: includes in the first 20 / 50;
+- ``r10``: recall at 10% of the records (``round(0.1 * N)``), as in BENCHMARK.md;
+- ``rand``: the same for a random order, the mean over ``--random-seeds``.
+
+A topic line is not a Boolean query, so these numbers are the TF-IDF cosine prior. The demo
+(``data/demo``) has a real PubMed query but no labels; for it the script counts the records in the
+first 20 / 40 that match every concept block, under the cosine prior and under the block prior.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from screening.errors import ConfigError
+from screening.ranking.active import ActiveLearner
+from screening.ranking.datasets import dataset_name, default_suite, read_dataset
+from screening.ranking.features import build_features
+from screening.ranking.query import RecordIndex, cold_start_scores
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+@dataclass
+class Stats:
+    first: float
+    at20: float
+    at50: float
+    recall10: float
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9`` or ``0,1,2`` (or both: ``0-4,7``)."""
+    seeds = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
+    return seeds
+
+
+def order_stats(labels: np.ndarray, order: np.ndarray) -> Stats:
+    """The cold-start metrics of one screening order (positions into ``labels``)."""
+    found = labels[order]
+    hits = np.flatnonzero(found)
+    cut = round(0.10 * len(labels))
+    return Stats(
+        first=float(hits[0] + 1) if hits.size else float("nan"),
+        at20=float(found[:20].sum()),
+        at50=float(found[:50].sum()),
+        recall10=float(found[:cut].sum() / max(found.sum(), 1)),
+    )
+
+
+def mean_stats(runs: list[Stats]) -> Stats:
+    return Stats(*(float(np.mean([getattr(r, f) for r in runs])) for f in ("first", "at20", "at50", "recall10")))
+
+
+def prior_order(matrix, prior: np.ndarray | None, seed: int) -> np.ndarray | None:
+    """The order ``ActiveLearner`` offers before any label (None when there is nothing to rank by)."""
+    learner = ActiveLearner(matrix, prior_scores=prior, seed=seed)
+    try:
+        return learner.ranked()
+    except ConfigError:
+        return None
+
+
+def review_row(path: Path, topic: str, seeds: list[int], random_seeds: list[int]) -> dict:
+    data = read_dataset(path)
+    features = build_features(data.texts, titles=data.titles)
+    index = lambda: RecordIndex(features, text_of=lambda rows: [data.texts[i] for i in rows])  # noqa: E731
+    prior = cold_start_scores(features, [topic], None, index)
+    orders = [prior_order(features.matrix, prior, s) for s in seeds]
+    tool = mean_stats([order_stats(data.labels, o) for o in orders if o is not None]) if orders[0] is not None else None
+    rand = mean_stats(
+        [order_stats(data.labels, np.random.default_rng(s).permutation(data.n_records)) for s in random_seeds]
+    )
+    return {"dataset": dataset_name(path), "N": data.n_records, "R": data.n_included, "tool": tool, "rand": rand}
+
+
+def _cell(value: float, digits: int = 0) -> str:
+    return "—" if value != value else f"{value:.{digits}f}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| dataset | N | R | first | rand first | @20 | rand @20 | @50 | rand @50 | r10 | rand r10 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        t, r = row["tool"], row["rand"]
+        if t is None:
+            t = Stats(float("nan"), float("nan"), float("nan"), float("nan"))
+        lines.append(
+            f"| {row['dataset']} | {row['N']} | {row['R']} | {_cell(t.first)} | {_cell(r.first, 1)} | "
+            f"{_cell(t.at20)} | {_cell(r.at20, 1)} | {_cell(t.at50)} | {_cell(r.at50, 1)} | "
+            f"{_cell(t.recall10, 2)} | {_cell(r.recall10, 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    tool = [r["tool"] for r in rows if r["tool"] is not None]
+    rand = [r["rand"] for r in rows]
+    firsts = [t.first for t in tool if t.first == t.first]
+    top10 = sum(t.first <= 10 for t in tool)
+    return "\n".join(
+        [
+            f"- reviews: {len(rows)} ({len(rows) - len(tool)} without a usable topic)",
+            f"- median rank of the first include: {statistics.median(firsts):.0f} "
+            f"(random order: {statistics.median(r.first for r in rand):.1f})",
+            f"- first include in the top 10: {top10}/{len(tool)} reviews ({top10 / max(len(tool), 1):.0%}); "
+            f"random: {sum(r.first <= 10 for r in rand)}/{len(rand)}",
+            f"- mean includes in the first 20: {np.mean([t.at20 for t in tool]):.2f} "
+            f"(random {np.mean([r.at20 for r in rand]):.2f}); first 50: {np.mean([t.at50 for t in tool]):.2f} "
+            f"(random {np.mean([r.at50 for r in rand]):.2f})",
+            f"- mean recall at 10%: {np.mean([t.recall10 for t in tool]):.3f} "
+            f"(random {np.mean([r.recall10 for r in rand]):.3f})",
+        ]
+    )
+
+
+def demo_section() -> str:
+    """Records matching every concept block in the demo's first 20 / 40, cosine prior vs block prior."""
+    from screening.demo import build_demo
+    from screening.ranking.project import ProjectRanker, _record_index, topic_text
+    from screening.ranking.query import block_matches, concept_query
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = build_demo(Path(tmp) / "demo.db")
+        try:
+            ranker = ProjectRanker(store)
+            query = concept_query(store.get_setting("query"))
+            index = _record_index(store, ranker.features)
+            every = block_matches(query, index)[0].all(axis=1)
+            matrix = ranker.features.matrix
+            old = prior_order(matrix, cold_start_scores(ranker.features, topic_text(store), None, lambda: index), 0)
+            new = np.asarray([ranker._row[r.record_id] for r in ranker.ranking()])
+        finally:
+            store.close()
+    lines = [
+        f"Demo (`data/demo`, {len(every)} records, {int(every.sum())} match every block of its query):",
+        "",
+        "| prior | all blocks in first 20 | in first 40 | rank of the last all-block record |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, order in (("cosine (before)", old), ("blocks + cosine (after)", new)):
+        last = int(np.flatnonzero(every[order]).max()) + 1
+        lines.append(f"| {name} | {int(every[order[:20]].sum())} | {int(every[order[:40]].sum())} | {last} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
+    parser.add_argument("--seeds", default="0-2", help="tie-break seeds of the prior order")
+    parser.add_argument("--random-seeds", default="0-9")
+    parser.add_argument("--out", type=Path, default=RESULTS / "cold_start.md")
+    args = parser.parse_args()
+    datasets = args.shared / "datasets"
+    topics = pd.read_csv(datasets / "MANIFEST.csv").set_index("name")["topic"].to_dict()
+    seeds, random_seeds = parse_seeds(args.seeds), parse_seeds(args.random_seeds)
+    rows = [review_row(p, topics[dataset_name(p)], seeds, random_seeds) for p in default_suite(datasets)]
+    text = "\n\n".join(
+        [
+            f"# Cold start: topic line only, no labels ({date.today()})",
+            table(rows),
+            summary(rows),
+            demo_section(),
+        ]
+    )
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
