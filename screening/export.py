@@ -4,10 +4,11 @@ A row is a dict with the keys ``id`` (project record id), ``title``, ``abstract`
 ``authors`` (list), ``journal``, ``year``, ``volume``, ``issue``, ``pages``,
 ``pmid``, ``doi``, ``mesh_terms``, ``keywords``, ``publication_types`` (lists),
 ``language``, ``url``, ``sources`` (list of source names), ``decision`` and
-``reason``. CSV and RIS exports re-import through :mod:`screening.sources` with
-every bibliographic field intact (the RIS file carries MeSH terms, publication
-types and the PMID in ``N1`` notes that the RIS reader knows); BibTeX is for
-reference managers and LaTeX, write-only. Writers stream: rows may be a generator.
+``reason``. All three re-import through :mod:`screening.sources` with every
+bibliographic field intact (the RIS file carries MeSH terms, publication types and
+the PMID in ``N1`` notes that the RIS reader knows; the BibTeX file in ``mesh`` and
+``pubtype`` fields that BibTeX styles ignore), except that RIS and BibTeX values
+are one line: whitespace runs become one space. Writers stream: rows may be a generator.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 import rispy
 
 from .sources import BIBLIOGRAPHIC_FIELDS
+from .sources.bibtex import MESH_FIELD as BIBTEX_MESH
+from .sources.bibtex import TYPE_FIELD as BIBTEX_TYPE
 from .sources.ris import NOTE_MESH, NOTE_PMID, NOTE_TYPE
 from .sources.tabular import spreadsheet_safe
 
@@ -145,6 +148,10 @@ _BIBTEX_SPECIAL = {
 }
 _BIBTEX_RE = re.compile("|".join(re.escape(c) for c in _BIBTEX_SPECIAL))
 _INITIALS_NAME = re.compile(r"^(.+?) ([A-Z]{1,4})$")  # MEDLINE "Casbon JA"
+_AND = re.compile(r"\sand\s", re.IGNORECASE)  # BibTeX's name separator, in any case
+_LIST_SPECIAL = (",", ";")  # what separates list items, so an item holding one is braced
+# DOI and URL are verbatim fields to biblatex (and to \url): written as they are unless that would break the file
+_VERBATIM_UNSAFE = re.compile(r"[{}\\]")
 
 
 def bibtex_escape(value: Any) -> str:
@@ -152,14 +159,28 @@ def bibtex_escape(value: Any) -> str:
     return _BIBTEX_RE.sub(lambda m: _BIBTEX_SPECIAL[m.group(0)], _text(value))
 
 
+def _bibtex_verbatim(value: Any) -> str:
+    """A DOI or URL as written (``_`` or ``%`` escaped would break the link), escaped only if it holds ``{ } \\``."""
+    text = _text(value)
+    return bibtex_escape(text) if _VERBATIM_UNSAFE.search(text) else text
+
+
 def _bibtex_author(name: str) -> str:
-    """'Last, First' as it is; 'Last FM' -> 'Last, FM'; a group name braced so it stays whole."""
+    """'Last, First' as it is; 'Last FM' -> 'Last, FM'; a group name, or one holding " and ", braced whole."""
+    if _AND.search(name):
+        return "{" + bibtex_escape(name) + "}"
     if "," in name:
         return bibtex_escape(name)
     match = _INITIALS_NAME.match(name)
     if match:
         return f"{bibtex_escape(match.group(1))}, {match.group(2)}"
     return "{" + bibtex_escape(name) + "}"
+
+
+def _bibtex_list(items: list[str]) -> str:
+    """Items joined with ", "; one that holds a comma or semicolon braced, so it is read back whole."""
+    escaped = (bibtex_escape(item) for item in items)
+    return ", ".join("{" + e + "}" if any(c in e for c in _LIST_SPECIAL) else e for e in escaped)
 
 
 def bibtex_entry(row: Row) -> str:
@@ -180,9 +201,11 @@ def bibtex_entry(row: Row) -> str:
         fields.append(("pages", bibtex_escape(row.get("pages")).replace("-", "--")))
     for name in ("doi", "pmid", "url", "language", "abstract"):
         if _text(row.get(name)):
-            fields.append((name, bibtex_escape(row.get(name))))
-    if _list(row, "keywords"):
-        fields.append(("keywords", bibtex_escape(", ".join(_list(row, "keywords")))))
+            value = _bibtex_verbatim(row.get(name)) if name in ("doi", "url") else bibtex_escape(row.get(name))
+            fields.append((name, value))
+    for name, key in (("keywords", "keywords"), (BIBTEX_MESH, "mesh_terms"), (BIBTEX_TYPE, "publication_types")):
+        if _list(row, key):
+            fields.append((name, _bibtex_list(_list(row, key))))
     kind = "article" if _text(row.get("journal")) else "misc"
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
     return f"@{kind}{{rec{_text(row.get('id'))},\n{body}\n}}\n"

@@ -29,6 +29,8 @@ class Case(NamedTuple):
 
 CASES = [
     Case("sici_dois.ris", "imported", records=2),
+    Case("roundtrip_pubmed.xml", "imported", records=10),
+    Case("roundtrip_hostile.nbib", "imported", records=3),
     Case("pubmed_retracted.xml", "imported", records=1),
     Case("formula_titles.csv", "imported", records=5),
     Case("utf16le_no_bom.csv", "imported", records=4),

@@ -52,7 +52,7 @@ def test_detect_format_by_extension_and_content(shared: Path, fixtures: Path, tm
     assert list(read_file(tmp_path / "records.ris.gz")) == list(read_file(fixtures / "import/wos.ris"))
     shutil.copy(shared / "pubmed/eutils/pubmed1.xml", tmp_path / "efetch")
     assert detect_format(tmp_path / "efetch") == "pubmed_xml"
-    assert set(FORMATS) == {"pubmed_xml", "medline", "ris", "csv", "tsv", "xlsx"}
+    assert set(FORMATS) == {"pubmed_xml", "medline", "ris", "csv", "tsv", "xlsx", "bibtex"}
 
 
 def test_unknown_format_raises(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def init_command(
 @handle_errors
 def import_command(
     files: Annotated[
-        list[Path], typer.Argument(help="Files to import: PubMed XML, MEDLINE/.nbib, RIS, CSV, TSV, XLSX.")
+        list[Path], typer.Argument(help="Files to import: PubMed XML, MEDLINE/.nbib, RIS, CSV, TSV, XLSX, BibTeX.")
     ],
     db: DbOption,
     source: Annotated[str, typer.Option("--source", help="Database or register the file came from, e.g. Embase.")],

@@ -27,7 +27,7 @@ from typing import IO
 from ..errors import ConfigError, ImportFormatError, ScreeningError
 from . import Citation, ImportNotice, collecting_notices, notice
 
-FORMATS = ("pubmed_xml", "medline", "ris", "csv", "tsv", "xlsx")
+FORMATS = ("pubmed_xml", "medline", "ris", "csv", "tsv", "xlsx", "bibtex")
 SNIFF_BYTES = 4096
 _CHUNK = 1 << 20
 
@@ -40,6 +40,8 @@ _EXTENSIONS = {
     ".tsv": "tsv",
     ".tab": "tsv",
     ".xlsx": "xlsx",
+    ".bib": "bibtex",
+    ".bibtex": "bibtex",
 }
 
 
@@ -73,6 +75,8 @@ def _sniff(head: bytes) -> str | None:
         return "medline"
     if first.startswith(b"TY  -") or b"\nTY  -" in text:
         return "ris"
+    if first.startswith(b"@") and (b"{" in first or b"(" in first):  # @article{key,
+        return "bibtex"
     if b"\t" in first:
         return "tsv"
     if b"," in first:
@@ -88,7 +92,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if ext == ".gz" and len(suffixes) == 2:
         ext = suffixes[0]
     fmt = _EXTENSIONS.get(ext)
-    if fmt in ("csv", "tsv", "ris", "medline", "xlsx"):
+    if fmt in ("csv", "tsv", "ris", "medline", "xlsx", "bibtex"):
         return fmt
     sniffed = _sniff(_head(path))
     if fmt == "pubmed_xml" and sniffed != "pubmed_xml":
@@ -254,6 +258,7 @@ def _checked_utf16(handle: IO[str], path: Path) -> Iterator[str]:
 
 
 def _readers() -> dict[str, Callable[[Path], Iterator[Citation]]]:
+    from .bibtex import read_bibtex
     from .medline import read_medline
     from .pubmed_xml import read_pubmed_xml
     from .ris import read_ris
@@ -266,6 +271,7 @@ def _readers() -> dict[str, Callable[[Path], Iterator[Citation]]]:
         "csv": read_csv,
         "tsv": read_tsv,
         "xlsx": read_xlsx,
+        "bibtex": read_bibtex,
     }
 
 

@@ -109,7 +109,9 @@ def import_upload(upload: UploadedFile, source: str, kind: str, fmt: str, again:
 
 def import_form() -> None:
     st.subheader("Import a file")
-    st.caption("PubMed XML, MEDLINE (.nbib/.txt), RIS (Embase, Scopus, Web of Science, Ovid...), CSV, TSV, XLSX.")
+    st.caption(
+        "PubMed XML, MEDLINE (.nbib/.txt), RIS (Embase, Scopus, Web of Science, Ovid...), CSV, TSV, XLSX, BibTeX."
+    )
     with st.form("import_form", clear_on_submit=True):
         upload = st.file_uploader("Export file", key="import_file")
         left, mid, right = st.columns(3)
