@@ -59,6 +59,14 @@ def test_cold_start_uses_criteria_and_keywords(db_path: Path, unlabeled_csv: Pat
     store.close()
 
 
+def test_cold_start_reads_the_include_keywords_and_not_the_exclude_ones(db_path: Path, unlabeled_csv: Path) -> None:
+    store = _project(db_path, unlabeled_csv)
+    store.set_setting("keywords", {"include": ["urticaria"], "exclude": ["rhinitis"]})  # the highlight setting
+    top = [_title_of(store, rid).lower() for rid, _ in rank_unscreened(store, limit=5)]
+    assert "urticaria" in top[0] and not any("rhinitis" in t and "urticaria" not in t for t in top)
+    store.close()
+
+
 def test_no_topic_and_no_include_is_an_error(db_path: Path, unlabeled_csv: Path) -> None:
     store = _project(db_path, unlabeled_csv)
     with pytest.raises(ConfigError, match="query"):

@@ -192,10 +192,17 @@ def set_embeddings(
 
 
 def topic_text(store: Store) -> list[str]:
-    """The project's query, criteria and keywords settings, as text for cold start."""
+    """The project's query, criteria and include keywords, as text for cold start.
+
+    The keywords setting is ``{"include": [...], "exclude": [...]}`` (the highlights): only the
+    include words describe the topic; the exclude words (rat, mice, review) would pull toward
+    exactly what the reviewer wants last.
+    """
     texts = []
     for key in TOPIC_SETTINGS:
         value = store.get_setting(key)
+        if isinstance(value, dict):
+            value = value.get("include", [])
         if isinstance(value, list | tuple):
             value = " ".join(str(v) for v in value)
         if value:
