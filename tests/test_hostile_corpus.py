@@ -35,6 +35,8 @@ CASES = [
     Case("formula_titles.csv", "imported", records=5),
     Case("utf16le_no_bom.csv", "imported", records=4),
     Case("medline_no_final_newline.nbib", "imported", records=1),
+    Case("tabular_trailing_commas.csv", "imported", records=4),
+    Case("tabular_cached_formula.xlsx", "imported", records=4),
     Case("latin1_stray_byte.csv", "warned", "line 4: 1 line is not valid UTF-8 and read as Windows-1252", 4),
     Case("nul_in_title.csv", "warned", "line 3: field 'title': 1 NUL character(s) removed", 4),
     Case("ris_lowercase_tags.ris", "warned", "line 24: field 'py': lowercase RIS tags read as tags (py, ab)", 2),
@@ -48,6 +50,14 @@ CASES = [
     Case("medline_misaligned_tag.nbib", "refused", "line 13: field 'TI': malformed tag line"),
     Case("ris_lowercase_bad_spacing.ris", "refused", "line 9: field 'py': malformed tag line"),
     Case("ris_lowercase_unknown_tag.ris", "refused", "line 9: field 'zz': unknown RIS tag"),
+    Case(
+        "tabular_duplicate_columns.csv",
+        "refused",
+        "line 1: field 'abstract': two columns are 'abstract' (columns 3 and 7)",
+    ),
+    Case("tabular_short_row.csv", "refused", "line 4: field 'label_included': 3 fields where the header has 6"),
+    Case("tabular_long_row.csv", "refused", "line 3: 7 fields where the header has 6, the extra ones not empty"),
+    Case("tabular_uncached_formula.xlsx", "refused", "row 3: field 'Title': a formula (=CONCAT("),
 ]
 
 

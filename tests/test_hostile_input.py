@@ -473,3 +473,18 @@ def test_the_system_reviewer_of_imported_labels_cannot_vote_resolve_or_undo(tmp_
         ):
             with pytest.raises(DecisionError, match="'import' is the system reviewer of imported labels"):
                 act()
+
+
+def test_formulas_in_columns_the_reader_does_not_use_and_preferred_duplicates_are_fine(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    rows = _estrogens(3)
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Title", "Article Title", "Abstract", "Score"])  # "Title" is preferred to "Article Title"
+    for row in rows[1:]:
+        sheet.append([row[1], "", row[2], "=LEN(C2)"])  # a formula never calculated, in a column not read
+    book.save(tmp_path / "scored.xlsx")
+    assert [c.title for c in read_file(tmp_path / "scored.xlsx")] == [row[1] for row in rows[1:]]
+    cached = read_file(HOSTILE / "tabular_cached_formula.xlsx")
+    assert [c.title for c in cached][1] == "Oral micronized progesterone."  # the saved value, not the formula

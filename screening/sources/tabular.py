@@ -82,21 +82,68 @@ def spreadsheet_text(value: str) -> str:
     return value[1:] if value.startswith("'") and _starts_formula(value[1:]) else value
 
 
+class UncachedFormula(str):
+    """A spreadsheet cell holding a formula whose value was never saved (a script wrote it, no spreadsheet
+    calculated it): its text is the formula, and reading it as data would lose the value."""
+
+
 class Columns:
     """Where each field sits in a header row."""
 
     def __init__(self, header: list[str], path: str, where: str) -> None:
         self.header = header
-        positions: dict[str, int] = {}
+        positions: dict[str, list[int]] = {}
         for index, name in enumerate(header):
-            positions.setdefault(normalise_header(name or ""), index)
+            positions.setdefault(normalise_header(name or ""), []).append(index)
         self.index = {}
         for field, names in COLUMNS.items():
-            found = next((positions[n] for n in names if n in positions), None)
-            if found is not None:
-                self.index[field] = found
+            found = next((n for n in names if n in positions), None)
+            if found is None:
+                continue
+            if len(positions[found]) > 1:  # which of the two holds the field? refuse to guess
+                columns = " and ".join(str(i + 1) for i in positions[found])
+                shown = header[positions[found][0]]
+                raise ImportFormatError(
+                    path, where, shown, f"two columns are {shown!r} (columns {columns}); rename or remove one"
+                )
+            self.index[field] = positions[found][0]
         if "title" not in self.index:
             raise ImportFormatError(path, where, "title", f"no title column in the header {[h for h in header if h]}")
+        # the last named column: a row may stop after it (trailing empty header cells), not before
+        self.width = max((i + 1 for i, name in enumerate(header) if (name or "").strip()), default=0)
+
+    def check_width(self, row: list[str], path: str, where: str) -> None:
+        """A CSV row with fewer cells than the header was cut short; with more, its columns have shifted."""
+        if len(row) < self.width:
+            missing = [name for name in self.header[len(row) : self.width] if (name or "").strip()]
+            listed = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise ImportFormatError(
+                path,
+                where,
+                missing[0],
+                f"{len(row)} fields where the header has {self.width} (missing {listed}); the row looks cut short",
+            )
+        extra = [cell for cell in row[len(self.header) :] if cell.strip()]
+        if extra:
+            raise ImportFormatError(
+                path,
+                where,
+                None,
+                f"{len(row)} fields where the header has {len(self.header)}, the extra ones not empty "
+                f"({extra[0][:40]!r}); a separator or quote is probably missing",
+            )
+
+    def check_formulas(self, row: list[str], path: str, where: str) -> None:
+        """A used cell that is a formula with no saved value is refused: its value cannot be known here."""
+        for index in self.index.values():
+            if index < len(row) and isinstance(row[index], UncachedFormula):
+                raise ImportFormatError(
+                    path,
+                    where,
+                    self.header[index],
+                    f"a formula ({row[index][:60]}) with no saved value; open and save the workbook in a "
+                    "spreadsheet, or paste the values",
+                )
 
     def get(self, row: list[str], field: str) -> str:
         index = self.index.get(field)
@@ -159,15 +206,23 @@ def _citation(row: list[str], columns: Columns, path: str, where: str) -> Citati
 
 
 def _from_rows(rows: Iterable[tuple[int, list[str]]], path: str, unit: str) -> Iterator[Citation]:
-    """Citations from (line or row number, cells) pairs, the first non-empty one the header."""
+    """Citations from (line or row number, cells) pairs, the first non-empty one the header.
+
+    A CSV row must be as wide as the header (spreadsheets pad their rows; a text row that
+    is shorter was cut, and would lose its label and PMID).
+    """
     columns: Columns | None = None
     for number, row in rows:
         if not any(cell.strip() for cell in row):
             continue
+        where = f"{unit} {number}"
         if columns is None:
-            columns = Columns(row, path, f"{unit} {number}")
+            columns = Columns(row, path, where)
             continue
-        yield _citation(row, columns, path, f"{unit} {number}")
+        if unit == "line":
+            columns.check_width(row, path, where)
+        columns.check_formulas(row, path, where)
+        yield _citation(row, columns, path, where)
 
 
 def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
@@ -204,20 +259,33 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _open_workbook(path: Path, *, values: bool) -> Any:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        return load_workbook(path, read_only=True, data_only=values)
     except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
         raise ImportFormatError(str(path), None, None, f"not a readable .xlsx workbook: {e}") from e
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Rows of saved values, read beside the same rows' formulas (both streaming), so that a formula
+    cell whose value was never saved is known as one (:class:`UncachedFormula`), not read as empty."""
+    books = (_open_workbook(path, values=True), _open_workbook(path, values=False))
     try:
-        sheet = book.worksheets[0]
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, [_cell(v) for v in values]
+        values, formulas = (book.worksheets[0].iter_rows(values_only=True) for book in books)
+        for number, (cells, sources) in enumerate(zip(values, formulas, strict=False), start=1):
+            yield number, [_xlsx_cell(v, f) for v, f in zip(cells, sources, strict=False)]
     finally:
-        book.close()
+        for book in books:
+            book.close()
+
+
+def _xlsx_cell(value: Any, source: Any) -> str:
+    if value is None and isinstance(source, str) and source.startswith("="):
+        return UncachedFormula(source)
+    return _cell(value)
 
 
 def read_xlsx(path: str | os.PathLike[str]) -> Iterator[Citation]:
