@@ -34,10 +34,15 @@ def on_create_project() -> None:
 
 
 def project_picker() -> None:
-    """Open any project file or database URL, or create one; the default is --db, $SCREENING_DB or the demo."""
+    """Open any project file or database URL, or create one; the default is --db, $SCREENING_DB or the demo.
+
+    The open project is kept in the URL (``?project=``), so a reload, a bookmark or a shared
+    link opens the same project (the page is in the URL's path already).
+    """
     if state.DB_KEY not in st.session_state:
-        st.session_state[state.DB_KEY] = state.default_db()
+        st.session_state[state.DB_KEY] = state.db_from_url(st.query_params.to_dict()) or state.default_db()
     db = st.sidebar.text_input("Project (file path or database URL)", key=state.DB_KEY).strip()
+    state.keep_in_url(st.query_params, state.PROJECT_PARAM, db if db != state.default_db() else None)
     with st.sidebar.expander("New project"):
         st.text_input("File path or database URL", key="new_project_db", placeholder="review.db")
         st.text_input("Review name", key="new_project_name")
@@ -68,8 +73,10 @@ def reviewer_picker() -> None:
     """Sign in as an existing reviewer, or add one; decisions are recorded only as that reviewer."""
     names = [r.name for r in list_reviewers(state.current_store()) if r.role != "system"]
     if st.session_state.get(state.REVIEWER_KEY) not in names:
-        st.session_state[state.REVIEWER_KEY] = None
+        from_url = st.query_params.get(state.REVIEWER_PARAM)
+        st.session_state[state.REVIEWER_KEY] = from_url if from_url in names else None
     st.sidebar.selectbox("Signed in as", names, key=state.REVIEWER_KEY, placeholder="Pick your name")
+    state.keep_in_url(st.query_params, state.REVIEWER_PARAM, st.session_state.get(state.REVIEWER_KEY))
     with st.sidebar.expander("New reviewer", expanded=not names):
         st.text_input("Name", key="new_reviewer")
         st.button("Add and sign in", key="add_reviewer", on_click=on_add_reviewer)

@@ -11,12 +11,15 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ..dedupe import finish_pending_dedupe
 from ..demo import build_demo
@@ -43,6 +46,38 @@ def default_db(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
     args, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     env = os.environ if env is None else env
     return args.db or env.get(DB_ENV) or DEFAULT_DB
+
+
+PROJECT_PARAM = "project"
+REVIEWER_PARAM = "reviewer"
+
+
+def db_from_url(params: dict[str, Any]) -> str | None:
+    """The project named by the page's URL (``?project=review.db``), if any."""
+    value = params.get(PROJECT_PARAM)
+    return str(value).strip() or None if value else None
+
+
+def keep_in_url(params: MutableMapping[str, Any], key: str, value: str | None) -> None:
+    """Put ``value`` in the URL under ``key`` (or take the key out), so a reload comes back to it.
+
+    A database URL with a password is never put in the address bar: such a project is the
+    server's own (``--db``), which a reload opens anyway.
+    """
+    if value and "://" in value and _has_password(value):
+        value = None
+    if value:
+        if params.get(key) != value:
+            params[key] = value
+    elif key in params:
+        del params[key]
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return bool(make_url(url).password)
+    except ArgumentError:  # not a URL the store could open either: keep it out of the address bar
+        return True
 
 
 def ensure_demo(db: str) -> None:
