@@ -90,6 +90,7 @@ reviewer_picker()
 pages = {
     "Review": [
         st.Page(PAGES / "screen.py", title="Screen", icon=":material/task_alt:", default=True),
+        st.Page(PAGES / "history.py", title="History", icon=":material/history:"),
         st.Page(PAGES / "progress.py", title="Progress", icon=":material/monitoring:"),
         st.Page(PAGES / "conflicts.py", title="Conflicts", icon=":material/call_split:"),
         st.Page(PAGES / "fulltext.py", title="Full text", icon=":material/description:"),

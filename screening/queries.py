@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from .dedupe import describe_source, pending_sources
 from .errors import ConfigError
-from .schema import DuplicatePair, Record, RecordSource, Source, Stage
-from .snapshot import MAYBE, Outcome, ProjectSnapshot, read_project
+from .reviewers import check_stage, reviewer_by_name
+from .schema import Decision, DuplicatePair, Record, RecordSource, Source, Stage
+from .snapshot import MAYBE, SCREEN_VALUES, Outcome, ProjectSnapshot, read_project
 from .sources import BIBLIOGRAPHIC_FIELDS
 from .stops import list_stops
 from .store import Store
@@ -171,3 +173,121 @@ def status(store: Store) -> StatusReport:
         stops=stops,
         undeduplicated=pending,
     )
+
+
+# -- one reviewer's decisions ---------------------------------------------------------
+REVIEWER_DECISIONS_LIMIT = 500  # rows returned at once: the filters narrow the rest down
+
+
+@dataclass(frozen=True)
+class ReviewerDecision:
+    """One reviewer's current decision on a record group at one stage, with the group's title."""
+
+    id: int
+    record_id: int  # the group's canonical record: what a revision is written on
+    decided_record_id: int  # the record the decision was made on (a duplicate's id, before a merge)
+    title: str
+    stage: str
+    value: str
+    kind: str  # 'screen', or 'resolution' for an adjudicator's settling of a conflict
+    reason: str | None
+    note: str | None
+    created_at: datetime
+
+
+def _current_decisions(reviewer_id: int, stage: str | None, text: str | None) -> Select[Any]:
+    """The reviewer's live votes and resolutions, one per record group, stage and kind (the latest).
+
+    A decision counts when no undo row names it; of several live ones on one group (decisions
+    on records merged since), the latest is the vote, as in :func:`screening.snapshot.read_stage`.
+    """
+    undo = aliased(Decision)
+    decided = aliased(Record)
+    group = func.coalesce(decided.canonical_id, decided.id)
+    query = (
+        select(
+            Decision.id,
+            group.label("record_id"),
+            Decision.record_id.label("decided_record_id"),
+            Decision.stage,
+            Decision.value,
+            Decision.kind,
+            Decision.reason,
+            Decision.note,
+            Decision.created_at,
+            func.row_number()
+            .over(partition_by=(group, Decision.stage, Decision.kind), order_by=Decision.id.desc())
+            .label("latest"),
+        )
+        .join(decided, decided.id == Decision.record_id)
+        .where(
+            Decision.reviewer_id == reviewer_id,
+            Decision.kind.in_(("screen", "resolution")),
+            Decision.value.in_(SCREEN_VALUES),
+            ~select(undo.id).where(undo.undoes_id == Decision.id).exists(),
+        )
+    )
+    if stage is not None:
+        query = query.where(Decision.stage == str(check_stage(stage)))
+    current = query.subquery()
+    shown = aliased(Record)
+    rows = select(current, shown.title).join(shown, shown.id == current.c.record_id).where(current.c.latest == 1)
+    if text and text.strip():
+        needle = text.strip()
+        rows = rows.where(
+            or_(shown.title.icontains(needle, autoescape=True), shown.abstract.icontains(needle, autoescape=True))
+        )
+    return rows
+
+
+def reviewer_decisions(
+    store: Store,
+    reviewer: str,
+    *,
+    stage: str | None = None,
+    value: str | None = None,
+    text: str | None = None,
+    limit: int | None = REVIEWER_DECISIONS_LIMIT,
+) -> list[ReviewerDecision]:
+    """``reviewer``'s current decisions (not undone, not revised), newest first, with each record's title.
+
+    Only their own: in blind dual screening nothing of the other reviewers is read. ``stage``
+    and ``value`` ('include', 'exclude' or 'maybe') narrow the list, and ``text`` matches the
+    record's title or abstract (case ignored); all three are filtered in the database.
+    """
+    if value is not None and value not in SCREEN_VALUES:
+        raise ConfigError(f"value: {value!r} is not one of {', '.join(SCREEN_VALUES)}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit: {limit!r} must be at least 1")
+    with store.read() as session:
+        who = reviewer_by_name(session, reviewer)
+        rows = _current_decisions(who.id, stage, text)
+        if value is not None:
+            rows = rows.where(rows.selected_columns.value == value)
+        rows = rows.order_by(rows.selected_columns.id.desc()).limit(limit)
+        return [
+            ReviewerDecision(
+                id=row.id,
+                record_id=row.record_id,
+                decided_record_id=row.decided_record_id,
+                title=row.title or "",
+                stage=row.stage,
+                value=row.value,
+                kind=row.kind,
+                reason=row.reason,
+                note=row.note,
+                created_at=row.created_at,
+            )
+            for row in session.execute(rows)
+        ]
+
+
+def reviewer_decision_counts(
+    store: Store, reviewer: str, *, stage: str | None = None, text: str | None = None
+) -> dict[str, int]:
+    """How many current decisions ``reviewer`` has of each value ('include', 'exclude', 'maybe': all present)."""
+    with store.read() as session:
+        who = reviewer_by_name(session, reviewer)
+        tally = _current_decisions(who.id, stage, text).subquery()
+        counts = dict(session.execute(select(tally.c.value, func.count()).group_by(tally.c.value)).all())
+    return {v: int(counts.get(v, 0)) for v in SCREEN_VALUES}
