@@ -96,6 +96,7 @@ pages = {
         st.Page(PAGES / "fulltext.py", title="Full text", icon=":material/description:"),
     ],
     "Project": [
+        st.Page(PAGES / "setup.py", title="Setup", icon=":material/tune:"),
         st.Page(PAGES / "search.py", title="Search & import", icon=":material/search:"),
         st.Page(PAGES / "prisma.py", title="PRISMA", icon=":material/account_tree:"),
         st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),

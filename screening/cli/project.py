@@ -1,19 +1,22 @@
-"""Project commands: init, import, dedupe, status, export."""
+"""Project commands: init, configure, import, dedupe, status, export."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..dedupe import dedupe, judge_pair, uncertain_pairs
 from ..errors import ConfigError
 from ..ingest import import_file
 from ..outputs import output_path
 from ..queries import EXPORT_SELECTIONS, export_rows, status
+from ..setup import ProjectSetup, read_setup, save_setup
 from ..store import init_project
 from .common import MAX_ID, DbOption, console, err_console, handle_errors, open_project
 
@@ -40,6 +43,65 @@ def init_command(
     """Create a review project."""
     with init_project(db, name=name, query=query, criteria=criteria) as store:
         console.print(f"Created project [bold]{name}[/] at {store.path or store.url}")
+
+
+@handle_errors
+def configure_command(
+    db: DbOption,
+    name: Annotated[str | None, typer.Option("--name", help="The review's title.")] = None,
+    query: Annotated[str | None, typer.Option(help="The search query, also used to rank before any label.")] = None,
+    criteria: Annotated[str | None, typer.Option(help="Inclusion criteria text, used for ranking.")] = None,
+    include_keywords: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include-keyword",
+            help="A word to highlight as a sign of inclusion (repeat it); the list given replaces the project's, "
+            "and --include-keyword '' empties it.",
+        ),
+    ] = None,
+    exclude_keywords: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude-keyword",
+            help="A word to highlight as a sign of exclusion (repeat it); the list given replaces the project's, "
+            "and --exclude-keyword '' empties it.",
+        ),
+    ] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Who changed the settings (audit log).")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Print the settings (after any change).")] = False,
+) -> None:
+    """Set the project's name, query, inclusion criteria and highlight keywords; only what changed is written.
+
+    Options not given keep their value. Without any option, prints the settings.
+    """
+    with open_project(db, finish_dedupe=False) as store:
+        current = read_setup(store)
+        given = {
+            "name": name,
+            "query": query,
+            "criteria": criteria,
+            "include_keywords": None if include_keywords is None else tuple(include_keywords),
+            "exclude_keywords": None if exclude_keywords is None else tuple(exclude_keywords),
+        }
+        changes = {field: value for field, value in given.items() if value is not None}
+        if changes:
+            changed = save_setup(store, replace(current, **changes), actor=reviewer)
+            console.print(f"Saved {', '.join(changed)}" if changed else "Nothing changed", highlight=False)
+        if show or not changes:
+            _print_setup(read_setup(store))
+
+
+def _print_setup(setup: ProjectSetup) -> None:
+    table = Table(show_header=False)
+    for label, value in (
+        ("name", setup.name),
+        ("query", setup.query),
+        ("criteria", setup.criteria),
+        ("include keywords", ", ".join(setup.include_keywords)),
+        ("exclude keywords", ", ".join(setup.exclude_keywords)),
+    ):
+        table.add_row(label, Text(value))  # as typed: a query's [tiab] is not markup
+    console.print(table)
 
 
 @handle_errors
@@ -223,6 +285,7 @@ def demo_command(
 def register(app: typer.Typer) -> None:
     """Add the project commands."""
     app.command("init")(init_command)
+    app.command("configure")(configure_command)
     app.command("import")(import_command)
     app.command("dedupe")(dedupe_command)
     app.command("status")(status_command)
