@@ -410,10 +410,20 @@ def test_import_page_adds_records_and_shows_file_errors(small: Path) -> None:
     at.file_uploader(key="import_file").upload("no_title.csv", (FIXTURES / "no_title.csv").read_bytes())
     at.text_input(key="import_source").input("Broken")
     at.button(key="FormSubmitter:import_form-Import").click().run()
-    assert "no_title.csv" in at.error[0].value and "'title'" in at.error[0].value and "line 1" in at.error[0].value
+    error = at.error[0].value
+    assert "no_title.csv" in error and "'title'" in error and "line 1" in error
+    assert "/tmp" not in error and "Temp" not in error  # the reviewer's own file name, not the server's copy
+    assert at.file_uploader(key="import_file").value is not None  # the form keeps the file to try again
     with sqlite3.connect(small) as con:
         assert con.execute("SELECT count(*) FROM records").fetchone()[0] == before
         assert con.execute("SELECT count(*) FROM sources WHERE name = 'Broken'").fetchone()[0] == 0
+    at.file_uploader(key="import_file").upload("embase.ris", (FIXTURES / "embase.ris").read_bytes())
+    at.text_input(key="import_source").input("Embase")
+    at.button(key="FormSubmitter:import_form-Import").click().run()
+    assert "embase.ris: this content was imported already, as source" in at.error[0].value  # not twice
+    at.checkbox(key="import_again").check()
+    at.button(key="FormSubmitter:import_form-Import").click().run()
+    assert not at.error and any("embase.ris" in s.value for s in at.success)
 
 
 def test_search_page_runs_a_pubmed_search_with_progress_and_logs_it(small: Path) -> None:

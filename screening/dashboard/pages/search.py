@@ -112,7 +112,9 @@ def import_form() -> None:
     st.caption(
         "PubMed XML, MEDLINE (.nbib/.txt), RIS (Embase, Scopus, Web of Science, Ovid...), CSV, TSV, XLSX, BibTeX."
     )
-    with st.form("import_form", clear_on_submit=True):
+    # the form keeps the file after an error, to fix the source name and import again (a second import
+    # of a file already imported is refused by its content, so keeping it after success is safe too)
+    with st.form("import_form", clear_on_submit=False):
         upload = st.file_uploader("Export file", key="import_file")
         left, mid, right = st.columns(3)
         source = left.text_input("Source name (e.g. Embase)", key="import_source")
