@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-from zipfile import BadZipFile
+from typing import IO, Any
+from xml.etree.ElementTree import ParseError
+from zipfile import BadZipFile, ZipFile
 
 from ..errors import ImportFormatError
 from . import Citation
@@ -84,7 +85,15 @@ def spreadsheet_text(value: str) -> str:
 
 class UncachedFormula(str):
     """A spreadsheet cell holding a formula whose value was never saved (a script wrote it, no spreadsheet
-    calculated it): its text is the formula, and reading it as data would lose the value."""
+    calculated it). It reads as empty, as the file holds no value for it, so that a formula filled down
+    an unused column past the data adds no records; ``formula`` is kept for the error a used column gives."""
+
+    formula: str
+
+    def __new__(cls, formula: str) -> UncachedFormula:
+        cell = super().__new__(cls, "")
+        cell.formula = formula
+        return cell
 
 
 class Columns:
@@ -101,11 +110,8 @@ class Columns:
             if found is None:
                 continue
             if len(positions[found]) > 1:  # which of the two holds the field? refuse to guess
-                columns = " and ".join(str(i + 1) for i in positions[found])
                 shown = header[positions[found][0]]
-                raise ImportFormatError(
-                    path, where, shown, f"two columns are {shown!r} (columns {columns}); rename or remove one"
-                )
+                raise ImportFormatError(path, where, shown, _duplicate(header, positions[found]))
             self.index[field] = positions[found][0]
         if "title" not in self.index:
             raise ImportFormatError(path, where, "title", f"no title column in the header {[h for h in header if h]}")
@@ -141,8 +147,7 @@ class Columns:
                     path,
                     where,
                     self.header[index],
-                    f"a formula ({row[index][:60]}) with no saved value; open and save the workbook in a "
-                    "spreadsheet, or paste the values",
+                    f"a formula ({row[index].formula[:60]}) with no saved value; {_UNCACHED_ADVICE}",  # type: ignore[attr-defined]
                 )
 
     def get(self, row: list[str], field: str) -> str:
@@ -153,6 +158,29 @@ class Columns:
 
     def name(self, field: str) -> str:
         return self.header[self.index[field]]
+
+
+def _duplicate(header: list[str], found: list[int]) -> str:
+    """Says which columns share the name (as the first of them spells it), as in "two columns are
+    'Abstract' (columns 3 and 7)"."""
+    count = {2: "two", 3: "three"}.get(len(found), str(len(found)))
+    columns = ", ".join(str(i + 1) for i in found[:-1]) + f" and {found[-1] + 1}"
+    return f"{count} columns are {header[found[0]]!r} (columns {columns}); rename or remove one"
+
+
+_UNCACHED_ADVICE = "open and save the workbook in a spreadsheet, or paste the values"
+
+
+def _check_header_formulas(row: list[str], path: str, where: str) -> None:
+    """A header cell that is a formula with no saved value hides a column's name, which may be one
+    the reader uses (it would be read as a blank row, and the next row taken for the header)."""
+    index = next((i for i, cell in enumerate(row) if isinstance(cell, UncachedFormula)), None)
+    if index is not None:
+        from openpyxl.utils import get_column_letter
+
+        formula = row[index].formula[:60]  # type: ignore[attr-defined]
+        problem = f"a formula ({formula}) in the header, column {get_column_letter(index + 1)}, with no saved value"
+        raise ImportFormatError(path, where, None, f"{problem}; {_UNCACHED_ADVICE}")
 
 
 def _split(value: str) -> list[str]:
@@ -213,15 +241,19 @@ def _from_rows(rows: Iterable[tuple[int, list[str]]], path: str, unit: str) -> I
     """
     columns: Columns | None = None
     for number, row in rows:
+        where = f"{unit} {number}"
+        # before the blank test, as an uncached formula reads as an empty cell
+        if columns is None:
+            _check_header_formulas(row, path, where)
+        else:
+            columns.check_formulas(row, path, where)
         if not any(cell.strip() for cell in row):
             continue
-        where = f"{unit} {number}"
         if columns is None:
             columns = Columns(row, path, where)
             continue
         if unit == "line":
             columns.check_width(row, path, where)
-        columns.check_formulas(row, path, where)
         yield _citation(row, columns, path, where)
 
 
@@ -270,22 +302,90 @@ def _open_workbook(path: Path, *, values: bool) -> Any:
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Rows of saved values, read beside the same rows' formulas (both streaming), so that a formula
-    cell whose value was never saved is known as one (:class:`UncachedFormula`), not read as empty."""
-    books = (_open_workbook(path, values=True), _open_workbook(path, values=False))
+    """Rows of saved values, read beside a pass over the same sheet's XML (both streaming) that finds
+    the formula cells whose value was never saved (:class:`UncachedFormula`), which openpyxl reads as
+    empty; a formula that saved an empty text is not one of them."""
+    book = _open_workbook(path, values=True)
     try:
-        values, formulas = (book.worksheets[0].iter_rows(values_only=True) for book in books)
-        for number, (cells, sources) in enumerate(zip(values, formulas, strict=False), start=1):
-            yield number, [_xlsx_cell(v, f) for v, f in zip(cells, sources, strict=False)]
+        sheet = book.worksheets[0]
+        with ZipFile(path) as archive, archive.open(sheet._worksheet_path) as source:
+            uncached = _uncached_formulas(source)
+            pending = _next_uncached(uncached, path)
+            for number, values in enumerate(_values(sheet, path), start=1):
+                cells = [_cell(v) for v in values]
+                while pending is not None and pending[0] < number:
+                    pending = _next_uncached(uncached, path)
+                if pending is not None and pending[0] == number:
+                    cells = _mark_uncached(cells, pending[1])
+                yield number, cells
     finally:
-        for book in books:
-            book.close()
+        book.close()
 
 
-def _xlsx_cell(value: Any, source: Any) -> str:
-    if value is None and isinstance(source, str) and source.startswith("="):
-        return UncachedFormula(source)
-    return _cell(value)
+def _values(sheet: Any, path: Path) -> Iterator[tuple[Any, ...]]:
+    """openpyxl's rows, its errors on a malformed sheet (a number cell that is text) made ours."""
+    try:
+        yield from sheet.iter_rows(values_only=True)
+    except (ParseError, ValueError, KeyError) as e:
+        raise ImportFormatError(str(path), None, None, f"not a readable .xlsx workbook: {e}") from e
+
+
+def _saved(cell: Any, value_tag: str) -> bool:
+    """Whether a formula cell holds its result. Excel and LibreOffice save an empty text result as
+    ``t="str"`` and an empty ``<v>``; openpyxl saves a formula with an empty ``<v>`` and no type."""
+    value = cell.find(value_tag)
+    return value is not None and (bool(value.text) or cell.get("t") == "str")
+
+
+def _uncached_formulas(source: IO[bytes]) -> Iterator[tuple[int, dict[int, str]]]:
+    """(row number, {0-based column: formula}) for each row with formulas whose value was never saved."""
+    from openpyxl.formula.translate import Translator
+    from openpyxl.utils.cell import coordinate_to_tuple
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse  # defusedxml's when installed, as openpyxl's own
+
+    row_tag, cell_tag = f"{{{SHEET_MAIN_NS}}}row", f"{{{SHEET_MAIN_NS}}}c"
+    formula_tag, value_tag = f"{{{SHEET_MAIN_NS}}}f", f"{{{SHEET_MAIN_NS}}}v"
+    shared: dict[str, Translator] = {}  # a shared formula's text is in its first cell only
+    number = 0
+    for _, element in iterparse(source):
+        if element.tag != row_tag:
+            continue
+        number = int(float(element.get("r", number + 1)))
+        found: dict[int, str] = {}
+        column = 0
+        for cell in element.iter(cell_tag):
+            coordinate = cell.get("r")
+            column = coordinate_to_tuple(coordinate)[1] if coordinate else column + 1
+            formula = cell.find(formula_tag)
+            if formula is None:
+                continue
+            text = "=" + (formula.text or "")
+            if formula.get("t") == "shared" and coordinate:
+                key = formula.get("si", "")
+                if formula.text:
+                    shared[key] = Translator(text, coordinate)
+                elif key in shared:
+                    text = shared[key].translate_formula(coordinate)
+            if not _saved(cell, value_tag):
+                found[column - 1] = text
+        element.clear()
+        if found:
+            yield number, found
+
+
+def _next_uncached(uncached: Iterator[tuple[int, dict[int, str]]], path: Path) -> tuple[int, dict[int, str]] | None:
+    try:
+        return next(uncached, None)
+    except (ParseError, ValueError, KeyError) as e:  # defusedxml's refusals are ValueErrors
+        raise ImportFormatError(str(path), None, None, f"not a readable .xlsx workbook: {e}") from e
+
+
+def _mark_uncached(cells: list[str], formulas: dict[int, str]) -> list[str]:
+    for column, formula in formulas.items():
+        cells.extend([""] * (column + 1 - len(cells)))
+        cells[column] = UncachedFormula(formula)
+    return cells
 
 
 def read_xlsx(path: str | os.PathLike[str]) -> Iterator[Citation]:
