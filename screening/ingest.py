@@ -320,6 +320,17 @@ def _refuse_reimport(session: Session, path: Path, sha256: str) -> None:
         )
 
 
+FILE_LABELS = {"include": 1, "exclude": 0}
+
+
+def _labelled(citations: Iterable[Citation], label: int) -> Iterator[Citation]:
+    """The citations, each without a label of its own given ``label``."""
+    for c in citations:
+        if c.label is None and not c.deleted:
+            c.label = label
+        yield c
+
+
 def import_file(
     store: Store,
     path: str | os.PathLike[str],
@@ -330,16 +341,21 @@ def import_file(
     query: str | None = None,
     actor: str | None = None,
     again: bool = False,
+    label: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import one file as one transaction: all of it, or nothing and a clear error.
 
     A file whose content was imported before is refused unless ``again``. What the
     readers changed on the way in (see :class:`ImportNotice`) comes back in
-    ``notices`` and goes into the audit log.
+    ``notices`` and goes into the audit log. ``label`` ("include" or "exclude") labels
+    every record the file does not label itself: a file of known includes (the studies
+    the review must find) gives the ranker its best start.
     """
     from .sources.files import detect_format, read_file_parallel
 
+    if label not in (None, *FILE_LABELS):
+        raise ConfigError(f"--label: {label!r} is not one of {', '.join(FILE_LABELS)}")
     path = Path(path)
     fmt = fmt or detect_format(path)
     sha256 = content_sha256(path)
@@ -348,7 +364,10 @@ def import_file(
             _refuse_reimport(session, path, sha256)
         source = new_source(session, name=source_name, kind=kind, query=query, file_name=path.name, file_format=fmt)
         source.content_sha256 = sha256
-        added = add_citations(session, source, read_file_parallel(path, fmt), origin=str(path), on_chunk=on_chunk)
+        citations = read_file_parallel(path, fmt)
+        if label is not None:
+            citations = _labelled(citations, FILE_LABELS[label])
+        added = add_citations(session, source, citations, origin=str(path), on_chunk=on_chunk)
         if not added.record_ids and not added.deleted_pmids:  # an empty export is a mistake, not a source
             raise ImportFormatError(str(path), None, None, f"no records in this {fmt} file (empty, or a header only)")
         source.count_retrieved = len(added.record_ids)
@@ -363,6 +382,7 @@ def import_file(
                 "format": fmt,
                 "sha256": sha256,
                 "again": again,
+                "label": label,
                 "records": len(added.record_ids),
                 "labels": added.labels,
                 "deleted_pmids": len(added.deleted_pmids),

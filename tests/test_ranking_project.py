@@ -151,3 +151,32 @@ def test_rank_command_prints_scores(db_path: Path, unlabeled_csv: Path) -> None:
     result = CliRunner().invoke(app, ["rank", "--db", str(db_path), "-n", "3"])
     assert result.exit_code == 0, result.output
     assert "score" in result.output and "Docetaxel" in result.output
+
+
+def test_a_file_of_known_includes_labels_them_and_gives_the_ranker_its_start(
+    db_path: Path, fixtures: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(fixtures / "ranking" / "cohen2006_Antihistamines.csv.gz")
+    includes = frame[frame.label_included == 1]
+    known, rest = includes.head(3), frame.drop(includes.head(3).index)
+    known.drop(columns=["label_included"]).to_csv(tmp_path / "known.csv", index=False)
+    rest.drop(columns=["label_included"]).to_csv(tmp_path / "rest.csv", index=False)
+    store = _project(db_path, tmp_path / "rest.csv", query="antihistamines")
+    cold = {int(rid) for rid, _ in rank_unscreened(store, limit=20)}
+    result = CliRunner().invoke(
+        app, ["import", str(tmp_path / "known.csv"), "--db", str(db_path), "--source", "Known", "--label", "include"]
+    )
+    assert result.exit_code == 0 and "3 labels as prior decisions" in result.output, result.output
+    from screening.decisions import record_status
+
+    known_ids = range(len(rest) + 1, len(rest) + 4)
+    assert all(record_status(store, rid).title_abstract.value == "include" for rid in known_ids)
+    titles = dict(zip(frame.title, frame.label_included, strict=True))
+    warm = [_title_of(store, rid) for rid, _ in rank_unscreened(store, limit=20)]
+    cold_hits = sum(titles.get(_title_of(store, rid), 0) for rid in cold)
+    assert sum(titles.get(t, 0) for t in warm) > cold_hits  # the known includes pull the others up
+    bad = CliRunner().invoke(
+        app, ["import", str(tmp_path / "known.csv"), "--db", str(db_path), "--source", "K", "--label", "maybe"]
+    )
+    assert bad.exit_code == 1 and "--label: 'maybe' is not one of include, exclude" in bad.output
+    store.close()

@@ -120,6 +120,13 @@ def import_command(
     again: Annotated[
         bool, typer.Option("--again", help="Import a file whose content is in the project already, once more.")
     ] = False,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help="include or exclude: label every record the file does not label itself (e.g. known includes).",
+        ),
+    ] = None,
 ) -> None:
     """Import files, one transaction each; a malformed file imports nothing and says where it is broken.
 
@@ -140,6 +147,7 @@ def import_command(
                 fmt=fmt,
                 query=query,
                 again=again,
+                label=label,
                 on_chunk=lambda n, task=task: progress.advance(task, n),
             )
             progress.remove_task(task)
