@@ -1,10 +1,5 @@
 """Screen: one record at a time, in ranked order, with keyboard shortcuts.
 
-The decision bar (Include in green, Exclude in red with the stage's exclusion reasons
-beside it, Maybe, Undo) is drawn above the record, so it stays put whatever the length
-of the abstract; the project's inclusion criteria sit in a column beside the record.
-Messages name the record by its (shortened) title.
-
 The decision is written by ``screening.decisions.decide`` in the button's callback,
 which runs (and commits) before the page is drawn again, and which checks in its own
 transaction that the record still takes this reviewer's decision. The next record is
@@ -29,18 +24,14 @@ from screening.dashboard.shortcuts import keyboard_shortcuts
 from screening.dashboard.text import (
     KEYWORDS_SETTING,
     clean_keywords,
-    criteria_html,
-    decision_bar_css,
     parse_keyword_lines,
     record_fields,
     record_html,
-    short_title,
 )
 from screening.decisions import decide, undo, visible_decisions
 from screening.errors import AlreadyDecided, ScreeningError
 from screening.progress import Claim, claim_next
-from screening.reviewers import get_mode, list_reasons, reviewer_by_name
-from screening.setup import CRITERIA_SETTING
+from screening.reviewers import get_mode, reviewer_by_name
 from screening.stopping import StopVerdict
 from screening.stops import StopSettings, may_stop, stage_evidence, stop_settings, stop_stage, stops
 
@@ -55,8 +46,6 @@ NEXT_KEY = "screen_prefer"  # a record to show next if it still needs this revie
 FLASH_KEY = "screen_flash"
 REVISE_KEY = "screen_revise"  # (record id, value, title) of a click that lost a race: offer to change it
 STOP_CONFIRM_KEY = "screen_stop_confirm"  # the reviewer clicked "Stop screening…": ask once more
-PICK_KEY = "screen_exclude_reason"  # the title-stage exclusion reason picked beside Exclude
-MAYBE_CAPTION = "Maybes are not learned: the ranking learns from includes and excludes only."
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -68,7 +57,8 @@ def _flash(kind: str, message: str) -> None:
 
 
 def _title(record_id: int) -> str:
-    return short_title(str(record_fields(store, record_id).get("title") or ""), record_id)
+    title = str(record_fields(store, record_id).get("title") or "").strip()
+    return f"“{title[:80]}…”" if len(title) > 80 else f"“{title}”" if title else f"record {record_id}"
 
 
 def _lost_race(error: AlreadyDecided, value: str, title: str) -> str:
@@ -79,16 +69,9 @@ def _lost_race(error: AlreadyDecided, value: str, title: str) -> str:
 
 
 def on_decide(record_id: int, value: str, revise: bool = False) -> None:
-    """Write the decision on the record the reviewer saw; the library refuses it if the record was decided since.
-
-    An exclude takes the reason picked beside it; a reason typed as well is kept in the note.
-    """
-    typed = st.session_state.get("screen_reason", "").strip() or None
+    """Write the decision on the record the reviewer saw; the library refuses it if the record was decided since."""
+    reason = st.session_state.get("screen_reason", "").strip() or None
     note = st.session_state.get("screen_note", "").strip() or None
-    picked = st.session_state.get(PICK_KEY) if value == "exclude" else None
-    reason = picked or typed
-    if picked and typed and typed != picked:
-        note = "; ".join(filter(None, (typed, note)))
     title = _title(record_id)
     st.session_state.pop(REVISE_KEY, None)
     try:
@@ -104,10 +87,8 @@ def on_decide(record_id: int, value: str, revise: bool = False) -> None:
         return
     st.session_state["screen_reason"] = ""
     st.session_state["screen_note"] = ""
-    st.session_state[PICK_KEY] = None
     verb = "changed to" if result.revises_id else "marked"
-    why = f" ({reason})" if reason else ""
-    _flash("success", f"{title} {verb} {value}{why} (as {reviewer}).")
+    _flash("success", f"{title} {verb} {value} (as {reviewer}).")
 
 
 def revise_offer() -> None:
@@ -132,7 +113,7 @@ def on_undo() -> None:
         _flash("error", str(e))
         return
     st.session_state[NEXT_KEY] = result.record_id
-    _flash("info", f"Undone: your last decision on {_title(result.record_id)}.")
+    _flash("info", f"Undone: your last decision on record {result.record_id}.")
 
 
 def pick_record() -> Claim:
@@ -227,9 +208,7 @@ def keyword_editor(keywords: dict[str, list[str]]) -> None:
             st.rerun()
 
 
-def decision_bar(record_id: int) -> None:
-    """Include, Exclude (with the stage's reasons beside it), Maybe and Undo, drawn above the record."""
-    st.html(decision_bar_css())
+def decision_controls(record_id: int) -> None:
     cols = st.columns(4)
     for col, (value, label, key, kind) in zip(cols, BUTTONS, strict=False):
         col.button(
@@ -241,22 +220,6 @@ def decision_bar(record_id: int) -> None:
             args=(record_id, value),
         )
     cols[3].button("Undo (U)", key="undo", use_container_width=True, on_click=on_undo)
-    if reasons := list_reasons(store, STAGE):
-        if st.session_state.get(PICK_KEY) not in (None, *reasons):
-            st.session_state[PICK_KEY] = None  # the list changed since it was picked
-        cols[1].selectbox(
-            "Exclusion reason",
-            reasons,
-            index=None,
-            key=PICK_KEY,
-            placeholder="Exclusion reason…",
-            label_visibility="collapsed",
-            help="Recorded with Exclude; ignored by Include and Maybe.",
-        )
-    cols[2].caption(MAYBE_CAPTION)
-
-
-def notes_fields() -> None:
     left, right = st.columns(2)
     left.text_input("Reason (optional)", key="screen_reason")
     right.text_input("Note (optional)", key="screen_note")
@@ -303,16 +266,9 @@ if record_id is None:
     keyboard_shortcuts({"u": "undo"})
 else:
     keywords = clean_keywords(store.get_setting(KEYWORDS_SETTING))
-    criteria = str(store.get_setting(CRITERIA_SETTING) or "").strip()
-    main = st.container()
-    if criteria:  # beside the record, so the reviewer reads them while deciding; nothing when there are none
-        main, side = st.columns([3, 1], gap="medium")
-        side.html(criteria_html(criteria))
-    with main:
-        decision_bar(record_id)
-        st.html(record_html(record_fields(store, record_id), keywords))
-        st.caption(f"Record {record_id}")
-        notes_fields()
-        earlier_decisions(record_id)
-        keyword_editor(keywords)
+    st.html(record_html(record_fields(store, record_id), keywords))
+    st.caption(f"Record {record_id}")
+    decision_controls(record_id)
+    earlier_decisions(record_id)
+    keyword_editor(keywords)
 counter.markdown(f"**{claim.screened}** screened by you · **{claim.left}** left")
