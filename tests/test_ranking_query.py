@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -242,20 +241,22 @@ def test_prior_orders_by_blocks_then_cosine(fixtures: Path) -> None:
     assert np.all(np.diff(cosine[top]) <= 1e-12)  # within a count, by cosine
 
 
-def test_scoring_is_vectorised(fixtures: Path) -> None:
-    """20,000 records (the fixture's real texts, repeated) are scored in well under a second."""
+def test_twenty_thousand_records_are_scored_alike_when_their_texts_are_alike(fixtures: Path) -> None:
+    """20,000 records (the fixture's real texts, repeated): one vectorised pass scores each copy alike.
+
+    How fast is a benchmark's question (benchmarks/cold_start.py), not a test's.
+    """
     frame = pd.read_csv(fixtures / "ranking" / "cohen2006_Antihistamines.csv.gz", keep_default_na=False)
     base = [f"{t} {a}" for t, a in zip(frame["title"], frame["abstract"], strict=True)]
     texts = [f"{base[i % len(base)]} r{i}" for i in range(20_000)]
     features = build_features(texts)
     query = parse_query(DEMO_QUERY + ' AND (rhinitis OR "allergic rhinitis"[tiab] OR urticaria[mh] OR placebo*)')
     subjects = ["Rhinitis, Allergic, Seasonal; Humans"] * len(texts)
-    started = time.perf_counter()
-    scores = boolean_prior(
-        query, RecordIndex(features, text_of=lambda r: [texts[i] for i in r], subjects=subjects), None
-    )
-    assert time.perf_counter() - started < 1.0
-    assert scores.shape == (20_000,)
+    index = RecordIndex(features, text_of=lambda r: [texts[i] for i in r], subjects=subjects)
+    blocks = block_scores(query, index)
+    assert blocks.shape == (20_000,)
+    copies = blocks[: len(base) * (len(texts) // len(base))].reshape(-1, len(base))
+    assert (copies == copies[0]).all() and copies[0].max() > copies[0].min()
 
 
 # ---- in a project -----------------------------------------------------------------------------
