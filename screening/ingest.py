@@ -74,10 +74,13 @@ TEXT_FIELDS = ("title", "abstract", "journal", "volume", "issue", "pages", "lang
 LIST_FIELDS = ("authors", "mesh_terms", "keywords", "publication_types")
 
 
-def _clean_text(value: str | None, cap: int, say: Callable[[str], None]) -> str | None:
+def _dirty(value: str | None, cap: int) -> bool:
+    """Whether a text needs :func:`_clean_text`: the check every field of every record pays, so kept cheap."""
+    return bool(value) and (len(value) > cap or "\x00" in value)
+
+
+def _clean_text(value: str, cap: int, say: Callable[[str], None]) -> str:
     """No NUL characters (PostgreSQL refuses them; they are never text), at most ``cap`` characters."""
-    if not value:
-        return value
     if "\x00" in value:
         say(f"{value.count(chr(0))} NUL character(s) removed")
         value = value.replace("\x00", "")
@@ -96,18 +99,17 @@ def clean_citation(c: Citation, origin: str) -> Citation:
         return lambda message: notice(origin, where, name, f"{message} ({title!r})")
 
     for name in TEXT_FIELDS:
-        value = getattr(c, name)
-        cleaned = _clean_text(value, FIELD_CAPS.get(name, TEXT_CAP), sayer(name))
-        if cleaned is not value:
-            setattr(c, name, cleaned)
+        cap = FIELD_CAPS.get(name, TEXT_CAP)
+        if _dirty(value := getattr(c, name), cap):
+            setattr(c, name, _clean_text(value, cap, sayer(name)))
     for name in LIST_FIELDS:
         items = getattr(c, name)
         if len(items) > LIST_CAP:
             sayer(name)(f"{len(items):,} items cut to the first {LIST_CAP:,}")
-            items = items[:LIST_CAP]
-        if any(len(i) > TEXT_CAP or "\x00" in i for i in items):
-            items = [_clean_text(i, TEXT_CAP, sayer(name)) for i in items]
-        setattr(c, name, items)
+            setattr(c, name, items := items[:LIST_CAP])
+        if any(_dirty(i, TEXT_CAP) for i in items):
+            say = sayer(name)
+            setattr(c, name, [_clean_text(i, TEXT_CAP, say) if _dirty(i, TEXT_CAP) else i for i in items])
     return c
 
 
