@@ -32,7 +32,7 @@ import pandas as pd
 
 from screening.errors import ConfigError
 from screening.ranking.active import ActiveLearner
-from screening.ranking.datasets import dataset_name, default_suite, read_dataset
+from screening.ranking.datasets import dataset_name, default_suite, parse_seeds, read_dataset
 from screening.ranking.features import build_features
 from screening.ranking.query import RecordIndex, cold_start_scores
 
@@ -46,15 +46,6 @@ class Stats:
     at20: float
     at50: float
     recall10: float
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,1,2`` (or both: ``0-4,7``)."""
-    seeds = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
-    return seeds
 
 
 def order_stats(labels: np.ndarray, order: np.ndarray) -> Stats:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from screening.ranking.datasets import dataset_name, default_suite, read_dataset, suite_halves
+from screening.ranking.datasets import dataset_name, default_suite, parse_seeds, read_dataset, suite_halves
 from screening.stopping import DEFAULT_RULE, RULES, first_stop, make_rule
 
 HERE = Path(__file__).resolve().parent
@@ -48,15 +48,6 @@ class _NeverStop:
 
     def more_needed(self, labels, pool) -> None:
         return None
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,1,2`` (or both: ``0-4,7``)."""
-    seeds = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
-    return seeds
 
 
 def full_orders(paths: list[Path], seeds: list[int], cache: Path | None) -> list[dict]:

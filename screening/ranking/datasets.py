@@ -95,3 +95,12 @@ def priors(labels: np.ndarray, seed: int) -> tuple[int, int]:
         raise ConfigError("labels: a simulation needs at least one included and one excluded record")
     rng = np.random.default_rng(seed)
     return int(rng.choice(included)), int(rng.choice(excluded))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9`` or ``0,1,2`` (or both: ``0-4,7``), as the benchmarks take their ``--seeds``."""
+    seeds = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
+    return seeds
