@@ -6,13 +6,14 @@ record's id, with every source that delivered any of its members.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from .dedupe import describe_source, pending_sources
@@ -291,3 +292,70 @@ def reviewer_decision_counts(
         tally = _current_decisions(who.id, stage, text).subquery()
         counts = dict(session.execute(select(tally.c.value, func.count()).group_by(tally.c.value)).all())
     return {v: int(counts.get(v, 0)) for v in SCREEN_VALUES}
+
+
+# -- finding records ------------------------------------------------------------------------------------
+FIND_LIMIT = 20
+_PMID = re.compile(r"^(?:pmid:?\s*)?(\d{1,9})$", re.IGNORECASE)
+_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)?(10\.\S+/\S+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FoundRecord:
+    """A record matching a search, with the searching reviewer's own current vote on it (never anyone else's)."""
+
+    record_id: int
+    title: str
+    journal: str
+    year: int | None
+    pmid: str | None
+    doi: str | None
+    retracted: bool
+    my_vote: str | None
+
+
+def _find_condition(text: str) -> Any:
+    """A PMID or DOI matches exactly; other text matches records whose title or abstract holds every word."""
+    text = " ".join(text.split())
+    if match := _PMID.match(text):
+        return Record.pmid == match.group(1)
+    if match := _DOI.match(text):
+        return func.lower(Record.doi) == match.group(1).lower()
+    words = [w for w in text.split() if len(w) > 1] or [text]
+    return and_(
+        *(or_(Record.title.icontains(w, autoescape=True), Record.abstract.icontains(w, autoescape=True)) for w in words)
+    )
+
+
+def find_records(
+    store: Store, text: str, *, reviewer: str, stage: str = Stage.TITLE_ABSTRACT, limit: int = FIND_LIMIT
+) -> list[FoundRecord]:
+    """Unique records matching ``text`` (a PMID, a DOI, or words of the title or abstract), best known first.
+
+    For marking known includes before screening starts: each comes with the reviewer's own
+    current vote at ``stage``, so blind dual screening reveals nothing of the others. A
+    duplicate found by its PMID or DOI is shown as its group's canonical record.
+    """
+    if not (text or "").strip():
+        return []
+    if limit < 1:
+        raise ConfigError(f"limit: {limit!r} must be at least 1")
+    with store.read() as session:
+        who = reviewer_by_name(session, reviewer)
+        group = func.coalesce(Record.canonical_id, Record.id)
+        ids = select(group).where(_find_condition(text)).distinct().limit(limit).subquery()
+        shown = aliased(Record)
+        rows = session.execute(
+            select(shown.id, shown.title, shown.journal, shown.year, shown.pmid, shown.doi, shown.retracted)
+            .where(shown.id.in_(select(ids)))
+            .order_by(shown.year.desc().nulls_last(), shown.id)
+        ).all()
+        votes = {
+            row.record_id: row.value
+            for row in session.execute(_current_decisions(who.id, stage, None))
+            if row.kind == "screen" and row.record_id in {r.id for r in rows}
+        }
+        return [
+            FoundRecord(r.id, r.title or "", r.journal or "", r.year, r.pmid, r.doi, bool(r.retracted), votes.get(r.id))
+            for r in rows
+        ]

@@ -206,7 +206,7 @@ def decision_rows(db: str | os.PathLike[str]) -> list[tuple[int, str, str | None
 def test_screen_five_records_by_click_and_keyboard(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    from screening.demo import build_demo
+    from screening.demo import build_demo, load_manifest
     from screening.reviewers import add_reviewer
 
     db = request.getfixturevalue("pg_url") if backend == "postgresql" else tmp_path / "demo.db"
@@ -215,28 +215,41 @@ def test_screen_five_records_by_click_and_keyboard(
     with build_demo(db) as store:
         add_reviewer(store, "alice")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    plan = [  # how, button or key, value, reason typed first (its letters must not act as shortcuts)
-        ("click", "Include (I)", "include", None),
-        ("key", "e", "exclude", None),
-        ("click", "Exclude (E)", "exclude", "mice in a model of migraine"),
-        ("key", "m", "maybe", None),
-        ("key", "i", "include", None),
+    first_reason = load_manifest()["reasons"]["title_abstract"][0]
+    plan = [  # how, button or key, value, reason typed first (its letters must not act as shortcuts), reason recorded
+        ("click", "Include (I)", "include", None, None),
+        ("key", "e", "exclude", None, None),
+        ("click", "Exclude (E)", "exclude", "mice in a model of migraine", "mice in a model of migraine"),
+        ("escape", "e", "exclude", "wrong population", "wrong population"),  # Escape leaves the box, e excludes
+        ("pick", "1", "exclude", None, first_reason),  # 1 picks the first title-stage reason, then e excludes
+        ("key", "m", "maybe", None, None),
+        ("key", "i", "include", None, None),
     ]
     seen: list[tuple[int, str, str | None]] = []
     with streamlit_server(db, tmp_path / "streamlit.log") as url, chromium_page() as page:
         sign_in(page, url, "alice")
-        for how, what, value, reason in plan:
+        for how, what, value, typed, recorded in plan:
             record = shown_record(page)
-            seen.append((record, value, reason))
-            if reason:
-                live_reason_field(page).press_sequentially(reason)
+            seen.append((record, value, recorded))
+            if typed:
+                live_reason_field(page).press_sequentially(typed)
             if how == "click":
                 page.get_by_role("button", name=what, exact=True).click()
+            elif how == "escape":
+                page.keyboard.press("Escape")
+                page.keyboard.press(what)
+            elif how == "pick":  # as a reviewer does, once the record's reasons are drawn
+                page.locator(f"[class*='st-key-screen_pick_{record}']:not([data-stale='true'])").wait_for()
+                focus_page(page)
+                page.keyboard.press(what)
+                page.locator(f"[class*='st-key-screen_pick_{record}'] button[aria-checked='true']").first.wait_for()
+                page.keyboard.press("e")
             else:
                 focus_page(page)
                 page.keyboard.press(what)
             wait_for_next_record(page, record)
-        assert "5" in page.locator("[data-testid='stMarkdownContainer']", has_text="screened by you").first.inner_text()
+        counter = page.locator("[data-testid='stMarkdownContainer']", has_text="screened by you").first
+        assert str(len(plan)) in counter.inner_text()
         page.screenshot(path=str(screen_png), full_page=True)
         page.get_by_role("link", name="PRISMA").click()
         page.get_by_text("PRISMA 2020", exact=True).first.wait_for()
@@ -246,5 +259,5 @@ def test_screen_five_records_by_click_and_keyboard(
     rows = decision_rows(db)
     assert [row[:3] for row in rows] == seen
     assert {row[3] for row in rows} == {"alice"}
-    assert len({rid for rid, _, _ in seen}) == 5
+    assert len({rid for rid, _, _ in seen}) == len(plan)
     assert screen_png.stat().st_size > 10_000 and prisma_png.stat().st_size > 10_000

@@ -144,5 +144,11 @@ def test_demo_builds_a_project_ready_to_screen(tmp_path: Path) -> None:
                 select(func.count(Record.id)).where(Record.canonical_id.is_(None), Record.abstract != "")
             )
             assert s.scalar(select(func.count(Decision.id))) == 0  # nothing screened yet
+            unique = select(Record).where(Record.canonical_id.is_(None))
+            rich = [r for r in s.scalars(unique) if r.journal and r.year and r.authors]
+            indexed = [r for r in s.scalars(unique) if r.mesh_terms]
+            # the NLM and Covidence records bring journal, year and authors; the indexed NLM ones MeSH
+            assert len(rich) >= 350 and len(indexed) >= 5, (len(rich), len(indexed))
+            assert any("Back Pain" in " ".join(r.mesh_terms) for r in indexed)
     assert with_abstract / counts.unique > 0.8
     assert "already exists" in run("demo", db)

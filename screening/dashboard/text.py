@@ -3,7 +3,8 @@
 Titles and abstracts come from other people's files. They are shown with ``st.html``
 (no markdown pass), and every piece of record text goes through ``html.escape``, so a
 title holding ``<script>``, ``**bold**`` or ``[x](javascript:...)`` shows as those
-characters and never runs or renders.
+characters and never runs or renders. The project's inclusion criteria are shown the
+same way, and the colours of the Screen page's decision buttons are set here too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from ..store import Store
 KEYWORDS_SETTING = "keywords"
 CARD_FIELDS = ("id", "title", "abstract", "authors", "journal", "year", "pmid", "doi", "mesh_terms")
 KINDS = ("include", "exclude")
+TITLE_LIMIT = 80  # characters of a title named in a message
+# Include green, Exclude red, Maybe left as Streamlit's neutral secondary button
+DECISION_COLOURS = {"include": ("#1e7b34", "#176029"), "exclude": ("#c62828", "#a31f1f")}  # (fill, hover)
+STALE_HIDDEN = ("decide_", "screen_pick_")  # widget keys of one record's decision controls
 STYLE = """<style>
 mark.kw-include { background: #c8f7c5; padding: 0 2px; }
 mark.kw-exclude { background: #f9c9c9; padding: 0 2px; }
@@ -114,6 +119,47 @@ def record_html(record: Mapping[str, object], keywords: Mapping[str, Iterable[st
         + (f"<p class='record-mesh'><b>MeSH:</b> {mesh}</p>" if mesh else "")
         + "</div>"
     )
+
+
+def short_title(title: str | None, record_id: int, limit: int = TITLE_LIMIT) -> str:
+    """A record's title in quotes for a message, cut at ``limit`` characters; "record N" when it has none."""
+    title = " ".join(str(title or "").split())
+    if not title:
+        return f"record {record_id}"
+    return f"“{title[:limit].rstrip()}…”" if len(title) > limit else f"“{title}”"
+
+
+def criteria_html(criteria: str) -> str:
+    """The project's inclusion criteria as a safe HTML panel (line breaks kept)."""
+    return (
+        "<style>.criteria { border-left: 4px solid #1e7b34; padding: .2rem .8rem; }"
+        ".criteria-head { font-weight: 600; margin-bottom: .3rem; }"
+        ".criteria-text { white-space: pre-wrap; line-height: 1.5; font-size: .95rem; }</style>"
+        "<div class='criteria' id='criteria'><div class='criteria-head'>Inclusion criteria</div>"
+        f"<div class='criteria-text'>{html.escape(criteria.strip())}</div></div>"
+    )
+
+
+def decision_bar_css(colours: Mapping[str, tuple[str, str]] = DECISION_COLOURS) -> str:
+    """CSS colouring the decision buttons by their widget keys (``decide_<value>_<record id>``).
+
+    Streamlit gives each keyed widget's container the class ``st-key-<key>``; the rule
+    matches the start of the key, so it holds for every record.
+    """
+    rules = []
+    for value, (fill, hover) in colours.items():
+        button = f"[class*='st-key-decide_{value}_'] button"
+        rules.append(f"{button} {{ background-color: {fill}; border-color: {fill}; color: #fff; }}")
+        rules.append(
+            f"{button}:hover, {button}:focus {{ background-color: {hover}; border-color: {hover}; color: #fff; }}"
+        )
+    # While Streamlit redraws, the previous run's elements linger marked data-stale: the previous
+    # record's buttons and reasons are hidden (and unclickable) at once rather than faded out
+    stale = ", ".join(
+        f"[data-stale='true']{inner}[class*='st-key-{key}']" for key in STALE_HIDDEN for inner in ("", " ")
+    )
+    rules.append(f"{stale} {{ visibility: hidden; pointer-events: none; }}")
+    return "<style>" + "\n".join(rules) + "</style>"
 
 
 def record_fields(store: Store, record_id: int) -> dict[str, object]:

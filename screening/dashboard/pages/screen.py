@@ -1,5 +1,15 @@
 """Screen: one record at a time, in ranked order, with keyboard shortcuts.
 
+The decision bar (Include in green, Exclude in red, Maybe, Undo, and the stage's
+exclusion reasons to pick with the number keys) is drawn above the record, so it stays
+put whatever the length of the abstract; the parts above it each have a slot drawn on
+every run, and the previous record's controls are hidden the moment a redraw starts.
+The project's inclusion criteria sit in a column beside the record. Messages name the
+record by its (shortened) title. The reason, note and picked reason are keyed by record,
+so nothing typed for one record is recorded with another; Escape leaves a text box.
+Above the record, "Find and mark known includes" searches the project (title words,
+PMID, DOI) so a reviewer can include the studies they already know before screening.
+
 The decision is written by ``screening.decisions.decide`` in the button's callback,
 which runs (and commits) before the page is drawn again, and which checks in its own
 transaction that the record still takes this reviewer's decision. The next record is
@@ -17,6 +27,8 @@ cached until the evidence changes). When it says stop, a reviewer whose role all
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from screening.dashboard import state
@@ -24,14 +36,19 @@ from screening.dashboard.shortcuts import keyboard_shortcuts
 from screening.dashboard.text import (
     KEYWORDS_SETTING,
     clean_keywords,
+    criteria_html,
+    decision_bar_css,
     parse_keyword_lines,
     record_fields,
     record_html,
+    short_title,
 )
 from screening.decisions import decide, undo, visible_decisions
 from screening.errors import AlreadyDecided, ScreeningError
 from screening.progress import Claim, claim_next
-from screening.reviewers import get_mode, reviewer_by_name
+from screening.queries import FoundRecord, find_records
+from screening.reviewers import get_mode, list_reasons, reviewer_by_name
+from screening.setup import CRITERIA_SETTING
 from screening.stopping import StopVerdict
 from screening.stops import StopSettings, may_stop, stage_evidence, stop_settings, stop_stage, stops
 
@@ -46,6 +63,13 @@ NEXT_KEY = "screen_prefer"  # a record to show next if it still needs this revie
 FLASH_KEY = "screen_flash"
 REVISE_KEY = "screen_revise"  # (record id, value, title) of a click that lost a race: offer to change it
 STOP_CONFIRM_KEY = "screen_stop_confirm"  # the reviewer clicked "Stop screening…": ask once more
+# The reason, note and picked exclusion reason are keyed by the record they are typed for,
+# so a value that reaches the server late can never be recorded with another record
+REASON_KEY, NOTE_KEY, PICK_KEY = "screen_reason_{}", "screen_note_{}", "screen_pick_{}"
+REASON_KEYS = "123456789"  # number keys pick the stage's first nine exclusion reasons
+FIND_KEY = "screen_find"
+KNOWN_NOTE = "known include, marked from a search on the Screen page"
+MAYBE_CAPTION = "Maybes are not learned: the ranking learns from includes and excludes only."
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -57,8 +81,7 @@ def _flash(kind: str, message: str) -> None:
 
 
 def _title(record_id: int) -> str:
-    title = str(record_fields(store, record_id).get("title") or "").strip()
-    return f"“{title[:80]}…”" if len(title) > 80 else f"“{title}”" if title else f"record {record_id}"
+    return short_title(str(record_fields(store, record_id).get("title") or ""), record_id)
 
 
 def _lost_race(error: AlreadyDecided, value: str, title: str) -> str:
@@ -69,9 +92,16 @@ def _lost_race(error: AlreadyDecided, value: str, title: str) -> str:
 
 
 def on_decide(record_id: int, value: str, revise: bool = False) -> None:
-    """Write the decision on the record the reviewer saw; the library refuses it if the record was decided since."""
-    reason = st.session_state.get("screen_reason", "").strip() or None
-    note = st.session_state.get("screen_note", "").strip() or None
+    """Write the decision on the record the reviewer saw; the library refuses it if the record was decided since.
+
+    An exclude takes the reason picked beside it; a reason typed as well is kept in the note.
+    """
+    typed = (st.session_state.get(REASON_KEY.format(record_id)) or "").strip() or None
+    note = (st.session_state.get(NOTE_KEY.format(record_id)) or "").strip() or None
+    picked = st.session_state.get(PICK_KEY.format(record_id)) if value == "exclude" else None
+    reason = picked or typed
+    if picked and typed and typed != picked:
+        note = "; ".join(filter(None, (typed, note)))
     title = _title(record_id)
     st.session_state.pop(REVISE_KEY, None)
     try:
@@ -85,10 +115,9 @@ def on_decide(record_id: int, value: str, revise: bool = False) -> None:
     except ScreeningError as e:
         _flash("error", str(e))
         return
-    st.session_state["screen_reason"] = ""
-    st.session_state["screen_note"] = ""
     verb = "changed to" if result.revises_id else "marked"
-    _flash("success", f"{title} {verb} {value} (as {reviewer}).")
+    why = f" ({reason})" if reason else ""
+    _flash("success", f"{title} {verb} {value}{why} (as {reviewer}).")
 
 
 def revise_offer() -> None:
@@ -113,7 +142,7 @@ def on_undo() -> None:
         _flash("error", str(e))
         return
     st.session_state[NEXT_KEY] = result.record_id
-    _flash("info", f"Undone: your last decision on record {result.record_id}.")
+    _flash("info", f"Undone: your last decision on {_title(result.record_id)}.")
 
 
 def pick_record() -> Claim:
@@ -208,7 +237,13 @@ def keyword_editor(keywords: dict[str, list[str]]) -> None:
             st.rerun()
 
 
-def decision_controls(record_id: int) -> None:
+def decision_bar(record_id: int) -> list[str]:
+    """Include, Exclude, Maybe and Undo, drawn above the record; then the stage's exclusion reasons to pick.
+
+    Returns the reasons offered, so the number keys can be bound to them.
+    """
+    reasons = list_reasons(store, STAGE)[: len(REASON_KEYS)]  # read first: the bar is drawn in one go
+    st.html(decision_bar_css())
     cols = st.columns(4)
     for col, (value, label, key, kind) in zip(cols, BUTTONS, strict=False):
         col.button(
@@ -220,10 +255,78 @@ def decision_controls(record_id: int) -> None:
             args=(record_id, value),
         )
     cols[3].button("Undo (U)", key="undo", use_container_width=True, on_click=on_undo)
+    cols[2].caption(MAYBE_CAPTION)
+    if reasons:
+        st.pills(
+            f"Exclusion reason: pick one (keys 1–{len(reasons)}), then Exclude (E)",
+            reasons,
+            format_func=lambda reason: f"{reasons.index(reason) + 1} · {reason}",
+            key=PICK_KEY.format(record_id),
+            help="Recorded with Exclude; ignored by Include and Maybe. Click or press its number again to unpick.",
+        )
+    return reasons
+
+
+def notes_fields(record_id: int, reasons: list[str]) -> None:
+    """The free-text reason and note of this record, and the page's keys (Escape leaves a text box)."""
     left, right = st.columns(2)
-    left.text_input("Reason (optional)", key="screen_reason")
-    right.text_input("Note (optional)", key="screen_note")
-    keyboard_shortcuts({"i": "decide_include_", "e": "decide_exclude_", "m": "decide_maybe_", "u": "undo"})
+    left.text_input("Reason (optional)", key=REASON_KEY.format(record_id))
+    right.text_input("Note (optional)", key=NOTE_KEY.format(record_id))
+    bindings = {"i": "decide_include_", "e": "decide_exclude_", "m": "decide_maybe_", "u": "undo"}
+    prefix = PICK_KEY.format("")
+    bindings.update({REASON_KEYS[n]: f"{prefix}#{n}" for n in range(len(reasons))})
+    keyboard_shortcuts(bindings)
+
+
+def on_mark_include(record_id: int, revise: bool) -> None:
+    """Include a record found by search (a known include); a vote of this reviewer's on it is changed."""
+    title = _title(record_id)
+    try:
+        decide(store, record_id, "include", reviewer=reviewer, stage=STAGE, note=KNOWN_NOTE, revise=revise)
+    except ScreeningError as e:
+        _flash("error", str(e))
+        return
+    _flash("success", f"{title} marked include as a known include (as {reviewer}); the ranking learns from it.")
+
+
+def found_line(hit: FoundRecord) -> str:
+    """A search hit as one safe line of HTML: title, then journal, year, PMID and the reviewer's own vote."""
+    details = [hit.journal, str(hit.year or ""), f"PMID {hit.pmid}" if hit.pmid else "", f"record {hit.record_id}"]
+    if hit.retracted:
+        details.append("retracted")
+    if hit.my_vote:
+        details.append(f"your vote: {hit.my_vote}")
+    meta = " · ".join(html.escape(d) for d in details if d)
+    return f"<div><b>{html.escape(hit.title or '(no title)')}</b><br><small>{meta}</small></div>"
+
+
+def find_box(expanded: bool) -> None:
+    """Search the project by title words, PMID or DOI and mark the studies already known to belong as includes."""
+    with st.expander("Find and mark known includes", expanded=expanded, icon=":material/search:"):
+        text = st.text_input("Title or abstract words, a PMID or a DOI", key=FIND_KEY)
+        if not text.strip():
+            st.caption(
+                "Studies you already know belong in the review are the ranking's best start: "
+                "find each and mark it include."
+            )
+            return
+        hits = find_records(store, text, reviewer=reviewer, stage=STAGE)
+        if not hits:
+            st.caption(f"No record matches {text.strip()!r}.")
+            return
+        for hit in hits:
+            left, right = st.columns([5, 1], vertical_alignment="center")
+            left.html(found_line(hit))
+            if hit.my_vote == "include":
+                right.caption("Included")
+                continue
+            right.button(
+                "Include" if hit.my_vote is None else "Change to include",
+                key=f"known_include_{hit.record_id}",
+                on_click=on_mark_include,
+                args=(hit.record_id, hit.my_vote is not None),
+                use_container_width=True,
+            )
 
 
 def earlier_decisions(record_id: int) -> None:
@@ -248,12 +351,19 @@ def earlier_decisions(record_id: int) -> None:
 
 
 st.header("Screen titles and abstracts")
+# Every part above the record sits in a slot of its own, drawn on every run, so the
+# record and its buttons keep their place on the page whether or not there is a message
+flash_slot, revise_slot, counter, stop_slot = st.empty(), st.container(), st.empty(), st.container()
+find_slot = st.container()
 if flash := st.session_state.pop(FLASH_KEY, None):
-    getattr(st, flash[0])(flash[1])
-revise_offer()
-counter = st.empty()
-stopping_box()
+    getattr(flash_slot, flash[0])(flash[1])
+with revise_slot:
+    revise_offer()
+with stop_slot:
+    stopping_box()
 claim = pick_record()
+with find_slot:
+    find_box(expanded=claim.screened == 0 or bool(st.session_state.get(FIND_KEY, "").strip()))
 record_id = claim.record_id
 st.session_state[SHOWN_KEY] = record_id
 if record_id is None:
@@ -266,9 +376,16 @@ if record_id is None:
     keyboard_shortcuts({"u": "undo"})
 else:
     keywords = clean_keywords(store.get_setting(KEYWORDS_SETTING))
-    st.html(record_html(record_fields(store, record_id), keywords))
-    st.caption(f"Record {record_id}")
-    decision_controls(record_id)
-    earlier_decisions(record_id)
-    keyword_editor(keywords)
+    criteria = str(store.get_setting(CRITERIA_SETTING) or "").strip()
+    main = st.container()
+    if criteria:  # beside the record, so the reviewer reads them while deciding; nothing when there are none
+        main, side = st.columns([3, 1], gap="medium")
+        side.html(criteria_html(criteria))
+    with main:
+        reasons = decision_bar(record_id)
+        st.html(record_html(record_fields(store, record_id), keywords))
+        st.caption(f"Record {record_id}")
+        notes_fields(record_id, reasons)
+        earlier_decisions(record_id)
+        keyword_editor(keywords)
 counter.markdown(f"**{claim.screened}** screened by you · **{claim.left}** left")
