@@ -272,8 +272,11 @@ def test_progress_page_shows_counts_curve_and_model(demo: Path) -> None:
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     with open_store(demo) as store:
-        unique = store.counts().unique
-    assert metrics["Records left (title/abstract)"] == str(unique - 3)
+        counts = store.counts()
+    assert metrics["Records left (title/abstract)"] == str(counts.unique - 3)
+    unique_help = next(m.proto.help for m in at.metric if m.label == "Unique records")  # says what it counts
+    assert f"{counts.records:,} imported, {counts.records - counts.unique:,} merged as duplicates" in unique_help
+    assert any("removed before screening" in c.value for c in at.caption)
     assert metrics["Included"] == "2" and metrics["Excluded"] == "1"
     model = dict(zip(at.dataframe[-1].value["setting"], at.dataframe[-1].value["value"], strict=True))
     assert model["includes learned"] == "2" and model["excludes learned"] == "1"

@@ -284,10 +284,25 @@ st.header("Progress")
 report = status(store)
 stage_counts = report.stages.get(state.STAGE, {})
 cols = st.columns(4)
-cols[0].metric("Unique records", report.unique)
-cols[1].metric("Records left (title/abstract)", records_left(store, stage=state.STAGE))
-cols[2].metric("Included", stage_counts.get("include", 0))
-cols[3].metric("Excluded", stage_counts.get("exclude", 0))
+cols[0].metric(
+    "Unique records",
+    report.unique,
+    help=f"Every imported record once: {report.records:,} imported, {report.duplicates:,} merged as duplicates.",
+)
+cols[1].metric(
+    "Records left (title/abstract)",
+    records_left(store, stage=state.STAGE),
+    help="Unique records that still need a title/abstract decision from anyone (a vote, or a second vote in dual "
+    "mode, or a resolution).",
+)
+cols[2].metric("Included", stage_counts.get("include", 0), help="Title/abstract outcome include (agreed or resolved).")
+cols[3].metric(
+    "Excluded", stage_counts.get("exclude", 0), help="Title/abstract outcome exclude by reviewers (not by a stop)."
+)
+st.caption(
+    "These count unique records after deduplication. The PRISMA page's 'records screened' is smaller by the records "
+    "removed before screening (retracted or withdrawn, or excluded by a stopping rule as automation)."
+)
 
 st.subheader("Decisions over time")
 days = pd.DataFrame([d.__dict__ for d in decisions_over_time(store, state.STAGE)])
