@@ -7,14 +7,15 @@ from collections.abc import Callable
 import streamlit as st
 
 from screening.dashboard import state
-from screening.dashboard.text import record_card
+from screening.dashboard.text import record_card, short_title
 from screening.decisions import decide, set_retrieval, visible_decisions
 from screening.errors import ScreeningError
-from screening.progress import full_text_queue
+from screening.progress import FullTextItem, full_text_queue
 from screening.reviewers import list_reasons
 from screening.schema import Stage
 
 STAGE = Stage.FULL_TEXT
+OPEN_KEY = "ft_open"  # the report open in the page
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -25,8 +26,17 @@ if not queue:
     st.info("No report sought yet: records included at title/abstract appear here.")
     st.stop()
 
+
+def done(item: FullTextItem) -> bool:
+    """Nothing left to do for the report: decided, or not retrieved (PRISMA counts it so; nothing to assess)."""
+    return item.status == "decided" or item.retrieval == "not_retrieved"
+
+
 todo = st.toggle("Only reports not yet decided", value=True, key="ft_todo")
-rows = [q for q in queue if not todo or q.status != "decided"]
+rows = [q for q in queue if not todo or not done(q)]
+if not rows:
+    st.success("Every report sought has a full-text decision, or was not retrieved.")
+    st.stop()
 st.dataframe(
     [
         {
@@ -41,12 +51,21 @@ st.dataframe(
     ],
     hide_index=True,
 )
-if not rows:
-    st.success("Every report sought has a full-text decision.")
-    st.stop()
 by_id = {q.record_id: q for q in rows}
-record_id = st.selectbox("Report", list(by_id), format_func=lambda r: f"{r}: {by_id[r].title[:90]}", key="ft_record")
+# No widget key: a keyed select box keeps its value when its options change (a report settled, the
+# toggle flipped) while the browser shows the option at the old index, so the card and the box named
+# different reports. The report open is remembered instead, and a new list draws a new box on it.
+ids = list(by_id)
+shown = st.session_state.get(OPEN_KEY)
+record_id = st.selectbox(
+    "Report",
+    ids,
+    index=ids.index(shown) if shown in by_id else 0,
+    format_func=lambda r: f"{r}: {by_id[r].title[:90]}",
+)
+st.session_state[OPEN_KEY] = record_id
 item = by_id[record_id]
+title = short_title(item.title, record_id)
 st.html(record_card(store, record_id))
 seen = visible_decisions(store, record_id, viewer=reviewer, stage=STAGE)
 if seen:
@@ -74,7 +93,7 @@ with left.form("retrieval_form"):
     if st.form_submit_button("Save retrieval"):
         act(
             lambda: set_retrieval(store, record_id, got == "yes", reviewer=reviewer),
-            f"Record {record_id}: retrieval saved.",
+            f"{title}: full text {'retrieved' if got == 'yes' else 'not retrieved'}.",
         )
 with right.form("eligibility_form"):
     st.markdown("**Eligibility**" + ("" if item.retrieval == "retrieved" else " (record the retrieval first)"))
@@ -92,5 +111,5 @@ with right.form("eligibility_form"):
                 reason=reason if value == "exclude" else None,
                 note=note,
             ),
-            f"Record {record_id}: {value} at full text.",
+            f"{title}: {value} at full text.",
         )
