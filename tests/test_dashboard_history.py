@@ -28,6 +28,12 @@ def title_of(db: Path, record_id: int) -> str:
         return con.execute("SELECT title FROM records WHERE id = ?", (record_id,)).fetchone()[0]
 
 
+def pick_box(at: AppTest):
+    """The "Decision to change" box (unkeyed: the page remembers the decision open, see history.py)."""
+    [box] = [b for b in at.selectbox if b.label == "Decision to change"]
+    return box
+
+
 def listed(at: AppTest) -> list[int]:
     """Record ids in the History table."""
     return at.dataframe[0].value["record"].tolist()
@@ -117,7 +123,7 @@ def test_a_maybe_from_screen_is_found_on_history_and_changed_to_include(demo: Pa
     at.button(key="history_show_maybes").click().run()  # the maybe pile, one click away
     assert at.radio(key="history_value").value == "maybe"
     assert listed(at) == [maybe]
-    assert at.selectbox(key="history_pick").value == f"{maybe}:title_abstract"
+    assert pick_box(at).value == f"{maybe}:title_abstract"
     at.radio(key="history_new_value").set_value("include")
     at.button(key=CHANGE).click().run()
     assert not at.exception, at.exception

@@ -24,7 +24,8 @@ ALL = "all"
 VALUE_KEY = "history_value"
 STAGE_KEY = "history_stage"
 TEXT_KEY = "history_text"
-PICK_KEY = "history_pick"
+PICK_KEY = "history_open"  # the decision open in the change form
+PICK_LABEL = "Decision to change"
 FLASH_KEY = "history_flash"
 STAGE_LABELS = {ALL: "Both stages", Stage.TITLE_ABSTRACT.value: "Title/abstract", Stage.FULL_TEXT.value: "Full text"}
 
@@ -163,13 +164,19 @@ if len(entries) >= REVIEWER_DECISIONS_LIMIT:
     st.caption(f"Showing your latest {REVIEWER_DECISIONS_LIMIT}: narrow the list with the filters or the search.")
 decision_table(entries)
 by_key = {_entry_key(e): e for e in entries}
+# No widget key: a keyed select box keeps its value when the list reorders (a changed decision moves
+# to the top) while the browser shows the option at the old position, so the box and the form could
+# name different decisions. The decision open is remembered instead and given as the box's index.
+keys = list(by_key)
+open_key = st.session_state.get(PICK_KEY)
 pick = st.selectbox(
-    "Decision to change",
-    list(by_key),
+    PICK_LABEL,
+    keys,
+    index=keys.index(open_key) if open_key in by_key else 0,
     format_func=lambda k: (
         f"{by_key[k].title[:90] or 'record ' + str(by_key[k].record_id)} "
         f"({STAGE_LABELS[by_key[k].stage]}: {by_key[k].value})"
     ),
-    key=PICK_KEY,
 )
+st.session_state[PICK_KEY] = pick
 change_form(by_key[pick])
