@@ -32,6 +32,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import access
 from .errors import AlreadyDecided, DecisionError, RecordNotFound
 from .reviewers import (
     ReviewerInfo,
@@ -452,9 +453,11 @@ def decide(
             store, record_id, value, reviewer=reviewer, stage=stage, reason=reason, note=note, revise=revise, now=now
         )
     with store.begin() as s:
-        who = reviewer_by_name(s, reviewer)
+        who = reviewer_by_name(s, reviewer, "record a decision")
         if kind in ("screen", "resolution"):
             _person(who, "screen")
+        else:
+            access.require_owner(s, f"record a decision of kind {kind!r}")
         record = _locked_group(s, record_id)
         if stage == Stage.FULL_TEXT:
             snap = _check_full_text(s, record)
@@ -513,7 +516,8 @@ def resolve(
     stage = Stage(check_stage(stage))
     _check_value(value)
     with store.begin() as s:
-        who = _person(reviewer_by_name(s, reviewer), "resolve a conflict")
+        who = _person(reviewer_by_name(s, reviewer, "resolve a conflict"), "resolve a conflict")
+        access.require_role(s, access.RESOLVERS, "resolve a conflict")
         record = _locked_group(s, record_id)
         members = group_members(s, record.id)
         snap = read_stage(s, stage, members)
@@ -568,7 +572,7 @@ def set_retrieval(
 ) -> DecisionResult:
     """Record whether the full-text report of a sought record was retrieved."""
     with store.begin() as s:
-        who = _person(reviewer_by_name(s, reviewer), "record a full-text retrieval")
+        who = _person(reviewer_by_name(s, reviewer, "record a retrieval"), "record a full-text retrieval")
         record = _locked_group(s, record_id)
         _check_full_text(s, record)
         value = "retrieved" if retrieved else "not_retrieved"
@@ -633,7 +637,7 @@ def undo(
     if stage is not None:
         stage = Stage(check_stage(stage))
     with store.begin() as s:
-        who = _person(reviewer_by_name(s, reviewer), "undo")
+        who = _person(reviewer_by_name(s, reviewer, "undo a decision"), "undo")
         lock_rows(s, select(Reviewer.id).where(Reviewer.id == who.id))  # one undo of this reviewer at a time
         undone = _undone_ids(s)
         query = select(Decision).where(Decision.reviewer_id == who.id, Decision.value != "undo")
@@ -688,9 +692,27 @@ def _entries(session: Session, canonical_id: int, stage: str | None = None) -> l
 
 
 def history(store: Store, record_id: int) -> list[HistoryEntry]:
-    """Every decision on the record's group (it and its duplicates), oldest first."""
+    """Every decision on the record's group (it and its duplicates), oldest first.
+
+    For a signed-in identity (``screening.access``), what blind mode lets them see: see
+    :func:`visible_decisions`.
+    """
     with store.read() as s:
-        return _entries(s, canonical_record(s, record_id).id)
+        record = canonical_record(s, record_id)
+        entries = _entries(s, record.id)
+        who = access.identity_of(s)
+        if who is None:
+            return entries
+        hidden = {stage for stage in Stage if _blind_for(s, record.id, stage)}
+        return [e for e in entries if e.stage not in hidden or e.reviewer == who.name]
+
+
+def _blind_for(session: Session, canonical_id: int, stage: str) -> bool:
+    """True while blind mode hides others' decisions on the record at ``stage`` (fewer than two votes, unresolved)."""
+    snap = _group_state(session, canonical_id, stage)
+    if not snap.mode.blind:
+        return False
+    return len(snap.votes.get(canonical_id, {})) < 2 and canonical_id not in snap.resolution
 
 
 def visible_decisions(
@@ -703,13 +725,10 @@ def visible_decisions(
     """
     stage = Stage(check_stage(stage))
     with store.read() as s:
-        who = reviewer_by_name(s, viewer)
+        who = reviewer_by_name(s, viewer, "see decisions")
         record = canonical_record(s, record_id)
         entries = _entries(s, record.id, stage)
-        snap = _group_state(s, record.id, stage)
-        if not snap.mode.blind:
-            return entries
-        if len(snap.votes.get(record.id, {})) >= 2 or record.id in snap.resolution:
+        if not _blind_for(s, record.id, stage):
             return entries
         return [e for e in entries if e.reviewer == who.name]
 

@@ -32,6 +32,7 @@ from rapidfuzz.process import cpdist
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from . import access
 from .errors import DedupeError, RecordNotFound
 from .schema import DuplicatePair, Record, Source, utcnow
 from .store import Store, audit
@@ -426,6 +427,7 @@ def finish_pending_dedupe(store: Store, *, actor: str | None = None) -> tuple[li
 def dedupe(store: Store, *, actor: str | None = None) -> DedupeResult:
     """Group the project's duplicates, in one transaction, and log what changed."""
     with store.begin() as session:
+        access.require_owner(session, "deduplicate the records")
         candidates, existing = _candidates(session)
         rejected = session.execute(
             select(DuplicatePair.record_id, DuplicatePair.other_id).where(DuplicatePair.status == "rejected")
@@ -558,6 +560,7 @@ def _split(session: Session, pair: DuplicatePair) -> list[list[int]]:
 def judge_pair(store: Store, pair_id: int, *, duplicate: bool, actor: str | None = None) -> None:
     """A reviewer's verdict on a pair: merge the two groups, or keep them apart for good (splitting them if merged)."""
     with store.begin() as session:
+        access.require_owner(session, "judge a duplicate pair")
         pair = session.get(DuplicatePair, pair_id)
         if pair is None:
             raise RecordNotFound(f"no duplicate pair with id {pair_id}")

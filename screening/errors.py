@@ -9,6 +9,7 @@
     ├── ImportFormatError (ValueError)  a file being imported is malformed
     ├── AlreadyImported (ValueError)    the file's content is in the project already
     ├── SourceError                     a remote source (PubMed) failed
+    ├── AccessError                     the signed-in identity may not do this (screening.access)
     └── DecisionError (ValueError)      a screening decision breaks a rule
         └── AlreadyDecided              the record was decided already (maybe a moment ago, by someone else)
 
@@ -17,6 +18,8 @@ Only the CLI and the dashboard turn them into messages and exit codes.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ScreeningError(Exception):
@@ -73,6 +76,29 @@ class AlreadyImported(ScreeningError, ValueError):
 
 class SourceError(ScreeningError):
     """A remote source such as PubMed failed after every retry."""
+
+
+class AccessError(ScreeningError):
+    """The signed-in identity may not do this: not on the project, the wrong role, or not themselves.
+
+    ``identity`` is who asked (None at sign-in), ``doing`` what was refused, ``claimed`` what an
+    identity provider said of a user it refused at sign-in. The store logs every refusal.
+    """
+
+    def __init__(
+        self, message: str, identity: Any = None, doing: str = "", *, claimed: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.identity = identity
+        self.doing = doing
+        self.claimed = claimed or {}
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_access_error, (str(self), self.identity, self.doing, self.claimed))
+
+
+def _rebuild_access_error(message: str, identity: Any, doing: str, claimed: dict[str, Any]) -> AccessError:
+    return AccessError(message, identity, doing, claimed=claimed)
 
 
 class DecisionError(ScreeningError, ValueError):

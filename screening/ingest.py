@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import __version__
+from . import __version__, access
 from .dedupe import normalize_doi, title_key
 from .errors import AlreadyImported, ConfigError, ImportFormatError
 from .schema import SOURCE_KINDS, Decision, Record, RecordSource, Reviewer, Source, Stage, utcnow
@@ -273,7 +273,8 @@ def new_source(
     status: str = "complete",
     parameters: dict[str, Any] | None = None,
 ) -> Source:
-    """A ``sources`` row, flushed so it has an id."""
+    """A ``sources`` row, flushed so it has an id (an owner's, when signed in: every import and search makes one)."""
+    access.require_owner(session, "import records or run a search")
     if not name or not name.strip():
         raise ConfigError("--source: a source needs a name, such as 'PubMed' or 'Embase'")
     if kind not in SOURCE_KINDS:
@@ -356,6 +357,7 @@ def import_file(
     """
     from .sources.files import detect_format, read_file_parallel
 
+    access.require_owner(store, "import records")
     if label not in (None, *FILE_LABELS):
         raise ConfigError(f"--label: {label!r} is not one of {', '.join(FILE_LABELS)}")
     path = Path(path)

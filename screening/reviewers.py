@@ -16,13 +16,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import access
 from .errors import ConfigError, DecisionError
 from .schema import STAGES, ExclusionReason, Reviewer, Setting, Stage
 from .store import Store, audit, serialize, set_setting
 
 MODE_SETTING = "screening_mode"
 MODES = ("single", "dual")
-ROLES = ("reviewer", "adjudicator", "system")
+ROLES = access.ROLES
+_UNCHANGED: Any = object()
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,16 @@ class ReviewerInfo:
     id: int
     name: str
     role: str
+    email: str | None = None
+    subject: str | None = None
+    active: bool = True
+
+
+REVIEWER_COLUMNS = (Reviewer.id, Reviewer.name, Reviewer.role, Reviewer.email, Reviewer.subject, Reviewer.active)
+
+
+def _info(row: Reviewer) -> ReviewerInfo:
+    return ReviewerInfo(row.id, row.name, row.role, row.email, row.subject, bool(row.active))
 
 
 def check_stage(stage: str) -> Stage:
@@ -52,46 +64,153 @@ def check_stage(stage: str) -> Stage:
     return Stage(stage)
 
 
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ConfigError(f"--role: {role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def _check_email(email: str | None) -> str | None:
+    value = access.normalize_email(email)
+    if value is not None and (value.count("@") != 1 or value.startswith("@") or value.endswith("@") or " " in value):
+        raise ConfigError(f"--email: {email!r} is not an email address")
+    return value
+
+
+def _identity_taken(session: Session, email: str | None, subject: str | None, but: int | None = None) -> None:
+    """A ConfigError naming the reviewer who signs in with ``email`` or ``subject`` already."""
+    for column, value, option in ((Reviewer.email, email, "--email"), (Reviewer.subject, subject, "--subject")):
+        if value is None:
+            continue
+        other = session.scalar(select(Reviewer.name).where(column == value, Reviewer.id != (but or -1)))
+        if other is not None:
+            raise ConfigError(f"{option}: {value!r} is already the sign-in of reviewer {other!r}")
+
+
 # -- reviewers ---------------------------------------------------------------
-def add_reviewer(store: Store, name: str, *, role: str = "reviewer", actor: str | None = None) -> ReviewerInfo:
-    """Register a named reviewer; decisions can only be made by registered reviewers."""
+def add_reviewer(
+    store: Store,
+    name: str,
+    *,
+    role: str = "reviewer",
+    email: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+) -> ReviewerInfo:
+    """Register a named reviewer; decisions can only be made by registered reviewers.
+
+    ``email`` (matched case-insensitively against the identity provider's verified email) or
+    ``subject`` (its ``sub`` claim) is how the reviewer signs in to a team server.
+    """
     name = (name or "").strip()
     if not name:
         raise ConfigError("reviewer name: must not be empty")
-    if role not in ROLES:
-        raise ConfigError(f"--role: {role!r} is not one of {', '.join(ROLES)}")
+    _check_role(role)
+    email = _check_email(email)
+    subject = (subject or "").strip() or None
     with store.begin() as s:
+        access.require_owner(s, "change the reviewer list")
         if s.scalar(select(Reviewer.id).where(Reviewer.name == name)) is not None:
             raise ConfigError(f"reviewer {name!r} already exists in this project")
-        reviewer = Reviewer(name=name, role=role)
+        _identity_taken(s, email, subject)
+        reviewer = Reviewer(name=name, role=role, email=email, subject=subject, active=True)
         s.add(reviewer)
         try:
             s.flush()
-        except IntegrityError as e:  # added by another process a moment ago (names are unique)
-            raise ConfigError(f"reviewer {name!r} already exists in this project") from e
-        audit(s, "reviewer_add", {"name": name, "role": role}, actor=actor)
-        return ReviewerInfo(reviewer.id, reviewer.name, reviewer.role)
+        except IntegrityError as e:  # added by another process a moment ago (names and sign-ins are unique)
+            raise ConfigError(f"reviewer {name!r} (or that sign-in) already exists in this project") from e
+        audit(s, "reviewer_add", {"name": name, "role": role, "email": email, "subject": subject}, actor=actor)
+        return _info(reviewer)
+
+
+def update_reviewer(
+    store: Store,
+    name: str,
+    *,
+    role: str | None = None,
+    email: str | None = _UNCHANGED,
+    subject: str | None = _UNCHANGED,
+    active: bool | None = None,
+    actor: str | None = None,
+) -> ReviewerInfo:
+    """Change a reviewer's role, sign-in email or subject, or remove (``active=False``) or restore their access.
+
+    Nothing is deleted: a reviewer whose access is removed keeps every decision they made,
+    and can no longer sign in or decide. ``email=None`` clears the email (likewise ``subject``).
+    The last active owner cannot be demoted or removed while the project has owners.
+    """
+    with store.begin() as s:
+        access.require_owner(s, "change the reviewer list")
+        row = s.scalars(select(Reviewer).where(Reviewer.name == (name or "").strip())).first()
+        if row is None:
+            listed = ", ".join(s.scalars(select(Reviewer.name).where(Reviewer.role != "system"))) or "none yet"
+            raise ConfigError(f"no reviewer named {name!r} in this project (registered: {listed})")
+        if row.role == "system":
+            raise ConfigError(f"reviewer {row.name!r} is the system reviewer of imported labels; it has no sign-in")
+        before = _info(row)
+        changes: dict[str, Any] = {}
+        if role is not None and _check_role(role) != row.role:
+            if role == "system":
+                raise ConfigError("--role: 'system' is the imported labels' reviewer, not a person's role")
+            changes["role"] = role
+        if email is not _UNCHANGED and _check_email(email) != row.email:
+            changes["email"] = _check_email(email)
+        if subject is not _UNCHANGED and ((subject or "").strip() or None) != row.subject:
+            changes["subject"] = (subject or "").strip() or None
+        if active is not None and bool(active) != bool(row.active):
+            changes["active"] = bool(active)
+        if not changes:
+            return before
+        _identity_taken(s, changes.get("email"), changes.get("subject"), but=row.id)
+        leaves_owners = row.role == "owner" and (
+            changes.get("role", "owner") != "owner" or changes.get("active") is False
+        )
+        if leaves_owners:
+            others = s.scalar(
+                select(func.count(Reviewer.id)).where(
+                    Reviewer.role == "owner", Reviewer.active.is_(True), Reviewer.id != row.id
+                )
+            )
+            if not others:
+                raise ConfigError(f"{row.name!r} is the project's last owner: make another reviewer owner first")
+        for key, value in changes.items():
+            setattr(row, key, value)
+        s.flush()
+        audit(s, "reviewer_update", {"name": row.name, **changes}, actor=actor)
+        return _info(row)
 
 
 def list_reviewers(store: Store) -> list[ReviewerInfo]:
     with store.read() as s:
-        rows = s.execute(select(Reviewer.id, Reviewer.name, Reviewer.role).order_by(Reviewer.id))
-        return [ReviewerInfo(*row) for row in rows]
+        return [ReviewerInfo(*row) for row in s.execute(select(*REVIEWER_COLUMNS).order_by(Reviewer.id))]
 
 
-def reviewer_by_name(session: Session, name: str) -> ReviewerInfo:
-    """The registered reviewer called ``name``; the error lists who is registered."""
-    row = session.execute(
-        select(Reviewer.id, Reviewer.name, Reviewer.role).where(Reviewer.name == (name or "").strip())
-    ).first()
+def reviewer_by_name(session: Session, name: str, doing: str = "act") -> ReviewerInfo:
+    """The registered reviewer called ``name``; the error lists who is registered.
+
+    A signed-in identity (``screening.access``) may name only itself; a reviewer whose access
+    was removed is refused too.
+    """
+    access.check_self(session, name or "", doing)
+    row = session.execute(select(*REVIEWER_COLUMNS).where(Reviewer.name == (name or "").strip())).first()
     if row is None:
-        known = list(session.scalars(select(Reviewer.name).where(Reviewer.role != "system").order_by(Reviewer.id)))
+        known = list(
+            session.scalars(
+                select(Reviewer.name).where(Reviewer.role != "system", Reviewer.active.is_(True)).order_by(Reviewer.id)
+            )
+        )
         listed = ", ".join(known) if known else "none yet"
         raise DecisionError(
             f"--reviewer: no reviewer named {name!r} in this project (registered: {listed}); "
             f"add one with 'screening reviewers add NAME'"
         )
-    return ReviewerInfo(*row)
+    info = ReviewerInfo(*row)
+    if not info.active:
+        raise DecisionError(
+            f"--reviewer: {info.name!r} no longer has access to this project (their decisions are kept); "
+            f"restore it with 'screening reviewers update {info.name} --restore'"
+        )
+    return info
 
 
 def reviewer_names(session: Session) -> dict[int, str]:
@@ -106,6 +225,7 @@ def add_reason(store: Store, text: str, *, stage: str = Stage.FULL_TEXT, actor: 
     if not text:
         raise ConfigError("reason: must not be empty")
     with store.begin() as s:
+        access.require_owner(s, "change the exclusion reasons")
         serialize(s, f"exclusion reasons {stage}")  # the position below is read, then written
         if match_reason(s, stage, text, strict=False) is not None:
             raise ConfigError(f"reason {text!r} is already in the {stage} list")
@@ -170,6 +290,7 @@ def set_mode(store: Store, stage: str, mode: str, *, blind: bool = False, actor:
     if blind and mode != "dual":
         raise ConfigError("--blind: blind mode needs dual screening (mode 'dual')")
     with store.begin() as s:
+        access.require_owner(s, "change the screening mode")
         serialize(s, MODE_SETTING)  # read, changed, written back: one process at a time
         row = s.get(Setting, MODE_SETTING)
         value = dict(row.value) if row is not None and row.value else {}

@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -189,7 +190,15 @@ class Reviewer(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     role: Mapped[str] = mapped_column(String(20), default="reviewer")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    __table_args__ = (CheckConstraint("role IN ('reviewer', 'adjudicator', 'system')", name="role"),)
+    # the sign-in identity (screening.access): a verified email, kept lower-case, or the provider's subject
+    email: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # false: access removed
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'reviewer', 'adjudicator', 'system')", name="role"),
+        Index("uq_reviewers_email", "email", unique=True),
+        Index("uq_reviewers_subject", "subject", unique=True),
+    )
 
 
 class ExclusionReason(Base):

@@ -30,6 +30,7 @@ import numpy as np
 from sqlalchemy import func, insert, select, text, union
 from sqlalchemy.orm import Session
 
+from . import access
 from .errors import ConfigError, DecisionError
 from .reviewers import ReviewerInfo, check_stage, reviewer_by_name, reviewer_names
 from .schema import Decision, Record, Stage, Stop, utcnow
@@ -221,11 +222,14 @@ def check_verdict(
     return evidence, verdict_for(evidence, chosen)
 
 
+STOPPERS = (access.OWNER, access.ADJUDICATOR)  # who ends a stage when signed in (the administrator: may_stop)
+
+
 def may_stop(who: ReviewerInfo, dual: bool) -> bool:
-    """Who may end a stage: anyone who screens in single mode; in dual mode, an adjudicator."""
+    """Who may end a stage: anyone who screens in single mode; in dual mode, an adjudicator or an owner."""
     if who.role == "system":
         return False
-    return who.role == "adjudicator" or not dual
+    return who.role in ("adjudicator", "owner") or not dual
 
 
 def _numbers(verdict: StopVerdict, evidence: StageEvidence) -> dict[str, Any]:
@@ -311,7 +315,8 @@ def stop_stage(
         raise DecisionError("--force needs --note TEXT: why the stage stops although the rule does not say so")
     chosen = make_rule(rule, target=target, confidence=confidence)
     with store.begin() as s:
-        who = reviewer_by_name(s, reviewer)
+        who = reviewer_by_name(s, reviewer, "stop screening")
+        access.require_role(s, STOPPERS, "stop screening")
         _lock_decisions(s, stage)
         snap = read_stage(s, stage)
         if not may_stop(who, snap.mode.dual):
@@ -367,7 +372,8 @@ def undo_stop(
     """
     stage = Stage(check_stage(stage))
     with store.begin() as s:
-        who = reviewer_by_name(s, reviewer)
+        who = reviewer_by_name(s, reviewer, "undo a stop")
+        access.require_role(s, STOPPERS, "undo a stop")
         _lock_decisions(s, stage)
         if not may_stop(who, read_stage(s, stage, []).mode.dual):
             raise DecisionError(f"--reviewer: {who.name!r} ({who.role}) may not undo a stop of {stage}")

@@ -18,6 +18,7 @@ write that depends on it cannot be split by another process:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from collections.abc import Iterator
@@ -32,7 +33,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import __version__
-from .errors import ConfigError, MissingDependency, RecordNotFound, SchemaError, StoreError
+from .access import IDENTITY_KEY, Identity, refusal_detail, require_owner
+from .errors import AccessError, ConfigError, MissingDependency, RecordNotFound, SchemaError, StoreError
 from .schema import AuditEvent, Record, Setting, Source
 
 DB_ENV = "SCREENING_DB"
@@ -165,10 +167,22 @@ class Store:
         self.engine = engine
         self.url = url
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.identity: Identity | None = None  # None: the local administrator (see screening.access)
+
+    def acting_as(self, identity: Identity | None) -> Store:
+        """The same project (same engine and connections) for a signed-in identity: its calls are checked.
+
+        Closing the view leaves the project open for the store it came from.
+        """
+        view = copy.copy(self)
+        view.identity = identity
+        view._view = True
+        return view
 
     # -- lifecycle ---------------------------------------------------------
     def close(self) -> None:
-        self.engine.dispose()
+        if not getattr(self, "_view", False):
+            self.engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -196,21 +210,38 @@ class Store:
         can commit in between (``BEGIN IMMEDIATE``); on PostgreSQL lock the rows a check
         depends on with :func:`lock_rows`.
         """
-        with self._sessions() as session:
-            try:
-                with session.begin():
-                    session.connection(execution_options=WRITE_OPTIONS)
-                    yield session
-            except OperationalError as e:
-                raise StoreError(f"database error in {self.url}: {e.orig}") from e
+        try:
+            with self._sessions() as session:
+                session.info[IDENTITY_KEY] = self.identity
+                try:
+                    with session.begin():
+                        session.connection(execution_options=WRITE_OPTIONS)
+                        yield session
+                except OperationalError as e:
+                    raise StoreError(f"database error in {self.url}: {e.orig}") from e
+        except AccessError as e:  # rolled back; the refusal itself is kept
+            self._log_refusal(e)
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: every query in it sees the same snapshot of the project."""
-        with self._sessions() as session:
-            if not self.is_sqlite:
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            yield session  # closing the session ends the transaction (objects read stay usable)
+        try:
+            with self._sessions() as session:
+                session.info[IDENTITY_KEY] = self.identity
+                if not self.is_sqlite:
+                    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                yield session  # closing the session ends the transaction (objects read stay usable)
+        except AccessError as e:
+            self._log_refusal(e)
+            raise
+
+    def _log_refusal(self, error: AccessError) -> None:
+        """An ``access_refused`` event in the audit log, in a transaction of its own."""
+        actor = error.identity.name if error.identity is not None else "sign-in"
+        with self._sessions() as session, session.begin():
+            session.connection(execution_options=WRITE_OPTIONS)
+            audit(session, "access_refused", refusal_detail(error), actor=actor)
 
     # -- settings and audit ------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
@@ -243,7 +274,8 @@ class Store:
 
 
 def set_setting(session: Session, key: str, value: Any, *, actor: str | None = None) -> None:
-    """Write a setting inside an open transaction, and log the change."""
+    """Write a setting inside an open transaction, and log the change (an owner's, when signed in)."""
+    require_owner(session, f"change the setting {key!r}")
     row = session.get(Setting, key)
     if row is None:
         session.add(Setting(key=key, value=value))
@@ -253,7 +285,15 @@ def set_setting(session: Session, key: str, value: Any, *, actor: str | None = N
 
 
 def audit(session: Session, action: str, detail: dict[str, Any], *, actor: str | None = None) -> None:
-    """Append an event to the audit log, in the caller's transaction."""
+    """Append an event to the audit log, in the caller's transaction.
+
+    In a signed-in identity's transaction (``Store.acting_as``) the actor is that identity,
+    whatever the caller says, and the event keeps the email or subject it signed in with.
+    """
+    identity = session.info.get(IDENTITY_KEY)
+    if identity is not None:
+        actor = identity.name
+        detail = {**detail, "signed_in_as": identity.email or identity.subject}
     session.add(AuditEvent(action=action, detail=detail, actor=actor))
 
 

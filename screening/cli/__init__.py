@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import decisions, project, ranking, search
+from . import decisions, project, ranking, search, server
 
 app = typer.Typer(
     name="screening",
@@ -17,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (project, search, ranking, decisions):
+for module in (project, search, ranking, decisions, server):
     module.register(app)
 
 

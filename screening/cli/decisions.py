@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..outputs import write_output
 from ..prisma import checked_counts, to_json, to_template_csv
 from ..prisma_diagram import write_diagram
-from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
+from ..reviewers import add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode, update_reviewer
 from ..schema import STAGES, Stage
 from ..sources.tabular import spreadsheet_safe
 from ..stopping import DEFAULT_RULE, RULES
@@ -261,21 +261,59 @@ mode_app = typer.Typer(help="Screening mode per stage: single or dual, optionall
 def reviewers_add(
     name: Annotated[str, typer.Argument(help="Reviewer name, unique in the project.")],
     db: DbOption,
-    role: Annotated[str, typer.Option("--role", help="reviewer or adjudicator.")] = "reviewer",
+    role: Annotated[str, typer.Option("--role", help="owner, reviewer or adjudicator.")] = "reviewer",
+    email: Annotated[
+        str | None, typer.Option("--email", help="Sign-in email (the identity provider's verified email; any case).")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="Sign-in subject: the identity provider's 'sub' claim.")
+    ] = None,
 ) -> None:
-    """Register a reviewer."""
+    """Register a reviewer (with --email or --subject, one who signs in to the team server)."""
     with open_project(db) as store:
-        info = add_reviewer(store, name, role=role)
-        console.print(f"Added reviewer {info.name} ({info.role})", highlight=False)
+        info = add_reviewer(store, name, role=role, email=email, subject=subject)
+        signs_in = f", signs in as {info.email or info.subject}" if info.email or info.subject else ""
+        console.print(f"Added reviewer {info.name} ({info.role}{signs_in})", highlight=False)
+
+
+@reviewers_app.command("update")
+@handle_errors
+def reviewers_update(
+    name: Annotated[str, typer.Argument(help="The reviewer's name.")],
+    db: DbOption,
+    role: Annotated[str | None, typer.Option("--role", help="New role: owner, reviewer or adjudicator.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="New sign-in email ('' clears it).")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="New sign-in subject ('' clears it).")] = None,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove their access: no sign-in, no new decisions; decisions kept.")
+    ] = False,
+    restore: Annotated[bool, typer.Option("--restore", help="Give a removed reviewer their access back.")] = False,
+) -> None:
+    """Change a reviewer's role or sign-in, or remove (or restore) their access without deleting any decision."""
+    if remove and restore:
+        raise ConfigError("--remove and --restore: give one of them")
+    changes: dict[str, Any] = {}
+    if email is not None:
+        changes["email"] = email or None
+    if subject is not None:
+        changes["subject"] = subject or None
+    with open_project(db) as store:
+        info = update_reviewer(store, name, role=role, active=False if remove else True if restore else None, **changes)
+        signs_in = info.email or info.subject or "no sign-in"
+        access = "active" if info.active else "access removed"
+        console.print(f"{info.name}: {info.role}, {signs_in}, {access}", highlight=False)
 
 
 @reviewers_app.command("list")
 @handle_errors
 def reviewers_list(db: DbOption) -> None:
-    """List the project's reviewers."""
+    """List the project's reviewers: name, role, sign-in (email or subject) and whether their access was removed."""
     with open_project(db) as store:
         for info in list_reviewers(store):
-            console.print(f"{info.name}\t{info.role}", highlight=False)
+            extra = [v for v in (info.email, info.subject) if v]
+            if not info.active:
+                extra.append("access removed")
+            console.print("\t".join([info.name, info.role, *extra]), highlight=False)
 
 
 @reasons_app.command("add")

@@ -3,6 +3,10 @@
 The project and the ranker are ``st.cache_resource`` objects keyed by the database
 URL, so every browser tab on the same project shares one store and one model; a lock
 serialises the ranker between tabs. The reviewer lives in each tab's session state.
+
+With ``[auth]`` in the secrets (a team server, docs/deployment.md) the reviewer is not
+picked: it is the identity the provider signed in (:func:`identify`), and every page
+gets the project as that identity (:func:`current_store`), so the library checks its role.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import numpy as np
 import streamlit as st
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from streamlit.errors import StreamlitSecretNotFoundError
 
+from ..access import Identity, sign_in
 from ..dedupe import finish_pending_dedupe
 from ..demo import build_demo
 from ..errors import ConfigError, MissingDependency
@@ -208,12 +214,23 @@ def current_db() -> str | None:
 
 
 def current_store() -> Store:
-    """The open project; pages call this after ``app.py`` has opened it."""
+    """The open project; pages call this after ``app.py`` has opened it.
+
+    With sign-in configured it is the project as the signed-in identity
+    (``Store.acting_as``): every library call made through it is checked for that
+    identity's role, and can act and read only as that reviewer (``screening.access``).
+    """
     db = current_db()
     if db is None:
         st.info("Open a project in the sidebar.")
         st.stop()
-    return project(db)
+    store = project(db)
+    if not auth_configured():
+        return store
+    identity = st.session_state.get(IDENTITY_KEY)
+    if identity is None or not st.user.is_logged_in:
+        st.stop()  # nothing of the project before sign-in (app.py draws the sign-in page)
+    return store.acting_as(identity)
 
 
 def current_reviewer() -> str:
@@ -223,3 +240,57 @@ def current_reviewer() -> str:
         st.info("Sign in as a reviewer in the sidebar: decisions are recorded in your name.")
         st.stop()
     return name
+
+
+# -- sign-in through an identity provider (Streamlit's st.login, configured by [auth]) ----------------
+AUTH_SECTION = "auth"
+IDENTITY_KEY = "identity"
+SCREENING_SECTION = "screening"  # secrets.toml: [screening] trust_unverified_email = true (see docs/deployment.md)
+
+
+def auth_configured() -> bool:
+    """True when ``.streamlit/secrets.toml`` (or ``--secrets.files``) has an ``[auth]`` section."""
+    try:
+        return AUTH_SECTION in st.secrets
+    except StreamlitSecretNotFoundError:  # no secrets file at all: the laptop and the demo
+        return False
+
+
+def _trust_unverified_email() -> bool:
+    try:
+        return bool(st.secrets.get(SCREENING_SECTION, {}).get("trust_unverified_email", False))
+    except StreamlitSecretNotFoundError:
+        return False
+
+
+def user_claims() -> dict[str, Any]:
+    """What the identity provider said of the signed-in user (``st.user``); empty when signed out."""
+    if not st.user.is_logged_in:
+        return {}
+    return {k: v for k, v in st.user.to_dict().items() if isinstance(v, str | bool | int | float)}
+
+
+def identify(store: Store) -> Identity:
+    """The reviewer the signed-in user is, by provider subject or verified email; AccessError (logged) if none.
+
+    ``email_verified`` is the provider's word; a provider that never sends it (Microsoft Entra)
+    needs ``[screening] trust_unverified_email = true``, or reviewers added by ``--subject``.
+    """
+    claims = user_claims()
+    verified = claims.get("email_verified") in (True, "true", "True") or _trust_unverified_email()
+    identity = sign_in(
+        store,
+        email=claims.get("email") or None,
+        email_verified=verified,
+        subject=claims.get("sub") or None,
+        issuer=claims.get("iss") or None,
+    )
+    st.session_state[IDENTITY_KEY] = identity
+    st.session_state[REVIEWER_KEY] = identity.name
+    return identity
+
+
+def forget_identity() -> None:
+    """Before signing out: this tab no longer acts as anyone."""
+    st.session_state.pop(IDENTITY_KEY, None)
+    st.session_state.pop(REVIEWER_KEY, None)

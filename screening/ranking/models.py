@@ -35,6 +35,10 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
     balance_ratio : float
         Extra factor on the include weight (ASReview's elas_u4 uses 9.8 on "balanced").
         Weights are rescaled to sum to the number of records, so ``C`` keeps its meaning.
+    ratio_decay : float
+        Lets ``balance_ratio`` fade as includes accumulate: the factor used is
+        ``1 + (balance_ratio - 1) / (1 + ratio_decay * (n_include - 1))``, so the first include
+        gets all of it and many includes tend to plain ``pos_weight``. 0 (default) keeps it fixed.
     random_state : int, RandomState or None
         Passed to the solver.
     """
@@ -44,6 +48,7 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         "C": [Interval(Real, 0, None, closed="neither")],
         "pos_weight": [StrOptions({"balanced", "sqrt"}), Interval(Real, 0, None, closed="neither")],
         "balance_ratio": [Interval(Real, 0, None, closed="neither")],
+        "ratio_decay": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -55,6 +60,7 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         C: float = 0.11,
         pos_weight: str | float = "balanced",
         balance_ratio: float = 1.0,
+        ratio_decay: float = 0.0,
         max_iter: int = 1000,
         random_state: int | None = 0,
     ) -> None:
@@ -62,6 +68,7 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
         self.pos_weight = pos_weight
         self.balance_ratio = balance_ratio
+        self.ratio_decay = ratio_decay
         self.max_iter = max_iter
         self.random_state = random_state
 
@@ -80,7 +87,8 @@ class RelevanceClassifier(ClassifierMixin, BaseEstimator):
             w = np.sqrt(ratio)
         else:
             w = float(self.pos_weight)
-        weights = np.where(y_enc == 1, w * self.balance_ratio, 1.0)
+        extra = 1.0 + (self.balance_ratio - 1.0) / (1.0 + self.ratio_decay * (n_pos - 1))
+        weights = np.where(y_enc == 1, w * extra, 1.0)
         return weights * (y_enc.size / weights.sum())
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import access
 from ..ingest import FIELD_CAPS
 from ..schema import CacheEntry, Record, Source, Stage
 from ..snapshot import read_stage
@@ -81,13 +83,21 @@ def live_record_ids(store: Store) -> np.ndarray:
 
 
 def _put_cache(store: Store, key: str, fingerprint: str, payload: bytes) -> None:
-    """Insert or replace one ``cache`` entry, in its own transaction."""
-    with store.begin() as s:
-        entry = s.get(CacheEntry, key)
-        if entry is None:
-            s.add(CacheEntry(key=key, fingerprint=fingerprint, payload=payload))
-        else:
-            entry.fingerprint, entry.payload = fingerprint, payload
+    """Insert or replace one ``cache`` entry, in its own transaction.
+
+    Two processes that open a project at once (two servers, the CLI beside the dashboard)
+    may both build the entry: the one that commits second finds the key taken, and keeps
+    the entry the first one wrote (a cache entry is checked by its fingerprint when read).
+    """
+    try:
+        with store.begin() as s:
+            entry = s.get(CacheEntry, key)
+            if entry is None:
+                s.add(CacheEntry(key=key, fingerprint=fingerprint, payload=payload))
+            else:
+                entry.fingerprint, entry.payload = fingerprint, payload
+    except IntegrityError:
+        return
 
 
 def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np.ndarray, TextFeatures]:
@@ -183,6 +193,7 @@ def set_embeddings(
 
     Returns how many records have vectors. Turning off keeps the vectors for later.
     """
+    access.require_owner(store, "change how the project ranks")  # before minutes of embedding, not after
     if not enabled:
         store.set_setting(EMBEDDINGS_SETTING, False)
         return 0

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .. import access
 from ..dedupe import dedupe
 from ..errors import ConfigError, SourceError
 from ..ingest import add_citations, new_source
@@ -398,6 +399,7 @@ def search_pubmed(
     the project is deduplicated at the end, so ``count_new`` counts only records new
     after deduplication.
     """
+    access.require_owner(store, "run a search")
     if not query or not query.strip():
         raise ConfigError("QUERY: give a PubMed query, such as 'psilocybin AND chronic pain'")
     query = query.strip()
@@ -438,6 +440,7 @@ def resume_search(
     deduplicate: bool = True,
 ) -> SearchOutcome:
     """Finish an interrupted search (the newest one, or ``source_id``) where it stopped."""
+    access.require_owner(store, "run a search")
     if source_id is None:
         source_id = unfinished_search(store, query)
         if source_id is None:

@@ -5,7 +5,9 @@ The topic (name, query, inclusion criteria, highlight keywords) is saved by
 ``screening.reviewers``: the same calls as ``screening configure``, ``screening reasons add``,
 ``screening mode set`` and ``screening reviewers add``. Every write runs in a widget's
 callback, before the page is drawn again, so the page shows what the database now holds;
-a refused change is shown as the library's message. Anyone signed in may change the setup.
+a refused change is shown as the library's message. Without sign-in anyone may change the
+setup; on a team server (``[auth]``, docs/deployment.md) only owners open this page, and the
+library refuses anyone else's change as well.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from screening.access import PERSON_ROLES
 from screening.dashboard import state
 from screening.errors import ScreeningError
 from screening.ranking.project import TOPIC_SETTINGS
-from screening.reviewers import MODES, ROLES, add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
+from screening.reviewers import MODES, add_reason, add_reviewer, get_mode, list_reasons, list_reviewers, set_mode
 from screening.schema import STAGES
 from screening.setup import ProjectSetup, clean_keyword_list, read_setup, save_setup
 
 STAGE_NAMES = {"title_abstract": "Title and abstract", "full_text": "Full text"}
-PEOPLE_ROLES = [r for r in ROLES if r != "system"]
+PEOPLE_ROLES = sorted(PERSON_ROLES, key=("reviewer", "adjudicator", "owner").index)  # the default first
 
 store = state.current_store()
 reviewer = state.current_reviewer()
@@ -138,18 +141,26 @@ for stage, column in zip(STAGES, st.columns(len(STAGES)), strict=True):
 def on_add_reviewer() -> None:
     def add() -> str:
         name = st.session_state.get("setup_reviewer_name", "")
-        added = add_reviewer(store, name, role=st.session_state["setup_reviewer_role"], actor=reviewer)
+        role, email = st.session_state["setup_reviewer_role"], st.session_state.get("setup_reviewer_email") or None
+        added = add_reviewer(store, name, role=role, email=email, actor=reviewer)
         st.session_state["setup_reviewer_name"] = ""
-        return f"Added {added.name} ({added.role})."
+        st.session_state["setup_reviewer_email"] = ""
+        signs_in = f", signs in as {added.email}" if added.email else ""
+        return f"Added {added.name} ({added.role}{signs_in})."
 
     run("setup_reviewer_message", add)
 
 
 st.subheader("Reviewers")
-people = [{"name": r.name, "role": r.role} for r in list_reviewers(store) if r.role != "system"]
+people = [
+    {"name": r.name, "role": r.role, "sign-in": r.email or r.subject or "", "access": "yes" if r.active else "removed"}
+    for r in list_reviewers(store)
+    if r.role != "system"
+]
 st.dataframe(people, hide_index=True)
 show_message("setup_reviewer_message")
-name_col, role_col = st.columns([2, 1])
+name_col, email_col, role_col = st.columns([2, 2, 1])
 name_col.text_input("Name", key="setup_reviewer_name")
+email_col.text_input("Sign-in email (team server)", key="setup_reviewer_email")
 role_col.selectbox("Role", PEOPLE_ROLES, key="setup_reviewer_role")
 st.button("Add reviewer", key="setup_reviewer_add", on_click=on_add_reviewer)

@@ -1,0 +1,137 @@
+"""The ranking options chosen by cross-validation (issue 16), on a real review.
+
+Donners 2021 (258 records, 15 includes; copied into tests/fixtures/ranking) is screened part
+way with its real labels; each option must change the fit the way it says, keep the ranking
+a function of the labels and seed only, and still rank the hidden includes above chance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from screening.ranking.active import ActiveLearner, LearnerConfig
+from screening.ranking.datasets import priors, read_dataset
+from screening.ranking.features import build_features
+from screening.ranking.models import RelevanceClassifier
+from screening.ranking.simulate import simulate_dataset
+
+
+@pytest.fixture(scope="module")
+def donners():
+    return read_dataset(Path(__file__).parent / "fixtures" / "ranking" / "synergy_Donners_2021.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def features(donners):
+    return build_features(donners.texts, titles=donners.titles)
+
+
+def _screened_part_way(donners, n_includes: int = 5, n_excludes: int = 60) -> dict[int, int]:
+    """Real labels for the first includes and excludes in file order: a review part way through."""
+    inc = np.flatnonzero(donners.labels == 1)[:n_includes]
+    exc = np.flatnonzero(donners.labels == 0)[:n_excludes]
+    return {int(i): 1 for i in inc} | {int(i): 0 for i in exc}
+
+
+def _learner(features, config: LearnerConfig, labels: dict[int, int], seed: int = 0) -> ActiveLearner:
+    learner = ActiveLearner(features.matrix, model_matrix=features.model_matrix, config=config, seed=seed)
+    learner.set_labels(labels)
+    learner.scores()
+    return learner
+
+
+def _mean_include_rank(learner: ActiveLearner, labels: np.ndarray) -> float:
+    """Mean position (0 = first) of the hidden includes among the unlabeled records, as a share of the pool."""
+    ranked = learner.ranked()
+    return float(np.flatnonzero(labels[ranked] == 1).mean() / ranked.size)
+
+
+@parametrize_with_checks(
+    [RelevanceClassifier(balance_ratio=9.8, ratio_decay=0.5)],
+    expected_failed_checks=lambda est: {
+        "check_sample_weight_equivalence_on_dense_data": "class balancing sets its own weights",
+        "check_sample_weight_equivalence_on_sparse_data": "class balancing sets its own weights",
+    },
+)
+def test_decaying_ratio_keeps_the_estimator_contract(estimator, check) -> None:
+    check(estimator)
+
+
+def test_ratio_decay_spares_the_first_include_and_fades_with_more(donners, features) -> None:
+    X = features.model_matrix
+    one = _screened_part_way(donners, n_includes=1)
+    rows = np.array(sorted(one))
+    y = donners.labels[rows]
+    fixed = RelevanceClassifier(balance_ratio=9.8).fit(X[rows], y)
+    decayed = RelevanceClassifier(balance_ratio=9.8, ratio_decay=5.0).fit(X[rows], y)
+    assert np.allclose(fixed.coef_, decayed.coef_)  # one include: the whole ratio either way
+
+    many = _screened_part_way(donners, n_includes=10)
+    rows = np.array(sorted(many))
+    y = donners.labels[rows]
+    decayed = RelevanceClassifier(balance_ratio=9.8, ratio_decay=1e6).fit(X[rows], y)
+    plain = RelevanceClassifier(balance_ratio=1.0).fit(X[rows], y)
+    fixed = RelevanceClassifier(balance_ratio=9.8).fit(X[rows], y)
+    assert np.allclose(decayed.coef_, plain.coef_, atol=1e-4)  # faded to plain balancing
+    assert not np.allclose(decayed.coef_, fixed.coef_, atol=1e-4)
+
+
+def test_bad_ratio_decay_is_named(features) -> None:
+    with pytest.raises(ValueError, match="ratio_decay"):
+        RelevanceClassifier(ratio_decay=-1.0).fit(features.model_matrix[:4], [1, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"nb_weight": 0.5},
+        {"logistic_weight": 0.5},
+        {"nb_weight": 0.5, "logistic_weight": 0.5},
+        {"word_weight": 0.5},
+        {"temporary_excludes": 20},
+        {"ratio_decay": 0.5},
+    ],
+)
+def test_option_changes_the_ranking_and_still_finds_includes(donners, features, changes) -> None:
+    labels = _screened_part_way(donners)
+    plain = _learner(features, LearnerConfig(), labels)
+    other = _learner(features, LearnerConfig(**changes), labels)
+    again = _learner(features, LearnerConfig(**changes), labels)
+    assert np.array_equal(other.ranked(), again.ranked())  # a function of labels and seed
+    assert not np.allclose(other.scores(), plain.scores())
+    assert _mean_include_rank(other, donners.labels) < 0.3  # chance is 0.5
+
+
+def test_side_models_are_fitted_on_their_matrix(donners, features) -> None:
+    config = LearnerConfig(nb_weight=0.5, logistic_weight=0.5, word_weight=0.5)
+    learner = _learner(features, config, _screened_part_way(donners))
+    assert set(learner.side_models_) == {"nb", "logistic", "words"}
+    for name, (_, model) in learner.side_models_.items():
+        matrix = features.matrix if name == "words" else features.model_matrix
+        assert model.n_features_in_ == matrix.shape[1]
+    assert features.model_matrix.shape[1] > features.matrix.shape[1]  # the words model reads no n-grams
+    assert LearnerConfig().side_models(0) == {}  # off unless weighted
+
+
+def test_temporary_excludes_come_from_the_unscreened_pool(donners, features) -> None:
+    labels = _screened_part_way(donners)
+    learner = _learner(features, LearnerConfig(temporary_excludes=30), labels)
+    drawn = learner._temporary_excludes()
+    assert drawn.size == 30
+    assert not set(drawn.tolist()) & set(labels)
+    # fewer unscreened records than asked for: every one of them, once
+    almost_all = {i: int(donners.labels[i]) for i in range(donners.n_records - 10)}
+    learner = _learner(features, LearnerConfig(temporary_excludes=30), almost_all)
+    assert sorted(learner._temporary_excludes().tolist()) == list(range(donners.n_records - 10, donners.n_records))
+
+
+def test_simulation_with_options_finds_every_include(donners) -> None:
+    config = LearnerConfig(nb_weight=0.5, temporary_excludes=20, ratio_decay=0.5)
+    run = simulate_dataset(donners, seed=0, learner=config)
+    assert run.labels_in_order.sum() == donners.n_included
+    assert tuple(run.order[:2].tolist()) == priors(donners.labels, 0)
+    assert len(set(run.order.tolist())) == len(run.order)
