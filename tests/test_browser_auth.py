@@ -15,8 +15,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,14 @@ from pathlib import Path
 import pytest
 from pgserver import free_port
 from sqlalchemy import select
-from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, RENDER_TIMEOUT_MS, browser_missing, wait_for_next_record
+from test_browser_e2e import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    RENDER_TIMEOUT_MS,
+    browser_missing,
+    wait_for_next_record,
+    wait_healthy,
+)
 
 from screening.access import Identity
 from screening.decisions import visible_decisions
@@ -34,7 +39,6 @@ from screening.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-START_TIMEOUT_S = 60
 PROJECT = "Team review of estrogens"  # the project's name: never on a signed-out visitor's page
 USERS = {  # the provider's predefined users: sub -> email (names no abstract holds, so a page that shows one is caught)
     "ann_k7": "ann@lab.example",
@@ -45,26 +49,12 @@ ANN, BOB, EVE = USERS
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
 
-def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError(f"nothing answered on {url} within {START_TIMEOUT_S}s:\n{log.read_text()}")
-
-
 @contextmanager
 def process(command: list[str], health: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
     with log.open("w") as out:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            _wait_for(health, proc, log)
+            wait_healthy(health, proc, log)
             yield
         finally:
             proc.terminate()

@@ -83,7 +83,7 @@ def streamlit_server(db: str | os.PathLike[str], log: Path) -> Iterator[str]:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, proc, log)
+            wait_healthy(f"{url}/_stcore/health", proc, log)
             yield url
         finally:
             proc.terminate()
@@ -94,18 +94,19 @@ def streamlit_server(db: str | os.PathLike[str], log: Path) -> Iterator[str]:
                 proc.wait()
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+def wait_healthy(health: str, proc: subprocess.Popen, log: Path) -> None:
+    """Wait until ``health`` answers 200, or fail with the server's log if it exits or stays silent."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            with urllib.request.urlopen(health, timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
             time.sleep(0.25)
-    raise RuntimeError(f"streamlit did not answer on {url} within {START_TIMEOUT_S}s:\n{log.read_text()}")
+    raise RuntimeError(f"nothing answered on {health} within {START_TIMEOUT_S}s:\n{log.read_text()}")
 
 
 @contextmanager
