@@ -50,6 +50,9 @@ from screening.ranking.features import FeatureConfig, build_features
 from screening.ranking.metrics import run_metrics
 from screening.ranking.simulate import simulate_dataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vs_asreview import markdown  # the benchmarks' one table writer, beside this file
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "cv"
 RESULTS = HERE / "results"
@@ -209,7 +212,6 @@ def simulate_candidates(
 
 def asreview_runs(plan: dict[Path, list[int]]) -> pd.DataFrame:
     """elas_u4 on the same reviews and seeds, from vs_asreview.py's stored runs (running what is missing)."""
-    sys.path.insert(0, str(HERE))
     from vs_asreview import make_jobs, run_asreview
 
     runs_file = RESULTS / "asreview_runs.jsonl"
@@ -268,16 +270,6 @@ def cross_validate(
             got = per_review.loc[(best, review)]
             rows.append({"dataset": review, "chosen": best, **{m: float(got[m]) for m in METRICS}})
     return pd.DataFrame(rows).set_index("dataset").sort_index()
-
-
-def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    header = [frame.index.name or "", *frame.columns]
-    rows = [
-        [str(i), *(f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row)]
-        for i, row in zip(frame.index, frame.itertuples(index=False), strict=True)
-    ]
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def report(
