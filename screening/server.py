@@ -45,6 +45,7 @@ def streamlit_command(
     command = [sys.executable, "-m", "streamlit", "run", str(app)]
     command += ["--server.address", host, "--server.port", str(int(port)), "--server.headless", "true"]
     command += ["--browser.gatherUsageStats", "false"]
+    command += ["--runner.postScriptGC", "false"]  # as .streamlit/config.toml: no full collection per rerun
     if base_url_path:
         command += ["--server.baseUrlPath", base_url_path.strip("/")]
     if secrets is not None:

@@ -308,6 +308,8 @@ def test_serve_runs_the_exact_streamlit_line(db: str, tmp_path: Path) -> None:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--runner.postScriptGC",
+        "false",
         "--",
         "--db",
         db,

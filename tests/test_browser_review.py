@@ -288,8 +288,19 @@ def prisma_json(page) -> dict:
 def diagram_lines(page) -> list[str]:
     """The lines of text of the PRISMA diagram the page shows (the SVG behind its image)."""
     image = "[data-testid='stElementContainer']:not([data-stale='true']) [data-testid='stImage'] img"
-    page.locator(image).first.wait_for()  # drawn by the current run, not a stale copy
-    svg = page.evaluate("async (image) => await (await fetch(document.querySelector(image).src)).text()", image)
+    # The image of the run that has ended (a download click reruns the page and redraws it), fetched in the
+    # same step as it is found, so a redraw between finding and fetching cannot leave nothing to fetch.
+    drawn(page)
+    svg = page.wait_for_function(
+        """async (image) => {
+            const img = document.querySelector(image);
+            if (!img || !img.src) return null;
+            const response = await fetch(img.src);
+            return response.ok ? await response.text() : null;
+        }""",
+        arg=image,
+        timeout=RENDER_TIMEOUT_MS,
+    ).json_value()
     return [html.unescape(line).strip() for line in re.findall(r"<text[^>]*>(.*?)</text>", svg, re.S)]
 
 

@@ -7,6 +7,7 @@ and then checks what the database holds.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import sys
@@ -254,13 +255,22 @@ def test_highlight_never_matches_inside_an_entity() -> None:
     assert "<script>" not in card and "pubmed" not in card.lower()
 
 
-def test_keywords_are_editable_on_the_screen_page(demo: Path) -> None:
+def test_keywords_saved_on_setup_are_marked_on_the_screen_page(demo: Path) -> None:
     at = open_app("alice")
-    at.text_area(key="kw_include").input("psilocybin\nfibromyalgia")  # form widgets: no run until submit
-    at.text_area(key="kw_exclude").input("mice, rats")
-    at.button(key="FormSubmitter:keywords_form-Save keywords").click().run()
+    assert not at.text_area  # the Screen page draws no editor: keywords are the project's, set on Setup
     with open_store(demo) as store:
-        assert store.get_setting("keywords") == {"include": ["fibromyalgia", "psilocybin"], "exclude": ["mice", "rats"]}
+        title = store.get_record(shown_record(at)).title
+    word = max((w for w in title.split() if w.isalpha()), key=len).lower()  # a word of the title shown
+    at.switch_page(f"{PAGES}/setup.py").run()
+    at.text_area(key="setup_include").input(f"{word}\nfibromyalgia")  # form widgets: no run until submit
+    at.text_area(key="setup_exclude").input("mice, rats")
+    at.button(key="FormSubmitter:setup_form-Save").click().run()
+    assert not at.exception, at.exception
+    with open_store(demo) as store:
+        assert store.get_setting("keywords") == {"include": [word, "fibromyalgia"], "exclude": ["mice", "rats"]}
+    at.switch_page(f"{PAGES}/screen.py").run()
+    card = next(h.value for h in at.html if "record-title" in h.value)
+    assert re.search(f'<mark class="kw-include">{word}</mark>', card, re.I), card[:300]
 
 
 # -- other pages --------------------------------------------------------------------------------------

@@ -180,3 +180,47 @@ def test_a_file_of_known_includes_labels_them_and_gives_the_ranker_its_start(
     )
     assert bad.exit_code == 1 and "--label: 'maybe' is not one of include, exclude" in bad.output
     store.close()
+
+
+def test_reviewers_asking_at_once_share_one_refresh_that_has_read_all_their_decisions(
+    db_path: Path, unlabeled_csv: Path
+) -> None:
+    """The dashboard's warm ranker under a queue of reviewers: one refit serves them all, none sees a stale list."""
+    import threading
+
+    from screening.dashboard.state import SharedRanker
+
+    store = _project(db_path, unlabeled_csv, query="loratadine")
+    shared = SharedRanker(ProjectRanker(store))
+    first = shared.ranked_ids(limit=None)
+    names = [f"r{i}" for i in range(6)]
+    for name in names:
+        add_reviewer(store, name)
+    refreshes = []
+    refresh = shared.ranker.refresh
+    shared.ranker.refresh = lambda: (refreshes.append(1), refresh())[1]
+
+    results: dict[str, list[int]] = {}
+    asking = {name: threading.Event() for name in names}
+
+    def reviewer(name: str, record_id: int) -> None:
+        decide(store, record_id, "exclude", reviewer=name)
+        asking[name].set()
+        results[name] = shared.ranked_ids(limit=None)
+
+    decided = dict(zip(names, first[: len(names)], strict=True))
+    with shared.lock:  # a refit in progress: every reviewer decides, then queues for the ranking
+        threads = [threading.Thread(target=reviewer, args=(n, r)) for n, r in decided.items()]
+        for t in threads:
+            t.start()
+        for event in asking.values():
+            assert event.wait(30)
+        threading.Event().wait(0.3)  # let the last of them reach the lock
+    for t in threads:
+        t.join(30)
+
+    assert len(refreshes) <= 2  # not one refit per reviewer
+    for name, ranked in results.items():
+        assert not set(decided.values()) & set(ranked), name  # every decision made before asking is out
+        assert set(ranked) == set(first) - set(decided.values())
+    store.close()

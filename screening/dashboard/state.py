@@ -12,10 +12,12 @@ gets the project as that identity (:func:`current_store`), so the library checks
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import os
 import sys
 import threading
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,17 +104,33 @@ def project(db: str) -> Store:
 
 @dataclass
 class SharedRanker:
-    """One warm ranker per project, used by every tab under a lock."""
+    """One warm ranker per project, used by every tab under a lock.
+
+    Reviewers deciding at once share refreshes: a ranking whose refresh started after a
+    caller arrived has read every decision that caller committed before asking, so the
+    caller takes it instead of refitting again. Ten reviewers clicking together then wait
+    for at most two refits, not ten in a queue.
+    """
 
     ranker: ProjectRanker
     lock: threading.Lock = field(default_factory=threading.Lock)
     _live: tuple[np.ndarray, frozenset[int]] | None = None
+    _tickets: Iterator[int] = field(default_factory=itertools.count)  # next() is atomic in CPython
+    _last: tuple[int, int | None, list[int]] | None = None  # (ticket the refresh started at, limit, ids)
 
     def ranked_ids(self, limit: int | None = RANK_WINDOW) -> list[int]:
         """Refresh from the database (new decisions, new records), then the best ``limit`` record ids."""
+        arrived = next(self._tickets)
         with self.lock:
+            if self._last is not None:
+                started, cached_limit, ids = self._last
+                if started > arrived and (cached_limit is None or (limit is not None and limit <= cached_limit)):
+                    return ids[:limit]
+            started = next(self._tickets)
             self.ranker.refresh()
-            return [r.record_id for r in self.ranker.ranking(limit)]
+            ids = [r.record_id for r in self.ranker.ranking(limit)]
+            self._last = (started, limit, ids)
+            return list(ids)
 
     def live_ids(self) -> frozenset[int]:
         """The live canonical record ids the model ranks (changes only when records are added or merged)."""
@@ -155,7 +173,21 @@ def _ranking_basis(labels: np.ndarray, learner: ActiveLearner) -> str:
 
 @st.cache_resource(show_spinner="Loading the ranking model…")
 def shared_ranker(db: str) -> SharedRanker:
-    return SharedRanker(ProjectRanker(project(db)))
+    ranker = SharedRanker(ProjectRanker(project(db)))
+    settle_heap()
+    return ranker
+
+
+def settle_heap() -> None:
+    """Keep Python's full garbage collections short once the long-lived objects are loaded.
+
+    A full collection walks every object the server holds (libraries, features, caches):
+    about 130 ms at 20,000 records, during which no page is drawn. What is loaded now lives
+    as long as the server, so it is collected once and then frozen out of later collections
+    (``gc.freeze``); objects freed later are still freed by reference counting.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def current_ranker() -> SharedRanker:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
 from sklearn.naive_bayes import MultinomialNB
 
@@ -221,7 +222,10 @@ class ActiveLearner:
     def scores(self) -> np.ndarray:
         """Relevance score of every row (labeled ones included), refitting if due."""
         if self._stale or self._scores is None:
-            self._scores = self._compute_scores()
+            # the features are our own TF-IDF (and embeddings): finite by construction, so
+            # scikit-learn's scan of all 20,000 rows for NaN on every refit is skipped
+            with config_context(assume_finite=True):
+                self._scores = self._compute_scores()
             self._order = None
             self._stale = False
         return self._scores

@@ -9,6 +9,8 @@ record by its (shortened) title. The reason, note and picked reason are keyed by
 so nothing typed for one record is recorded with another; Escape leaves a text box.
 Above the record, "Find and mark known includes" searches the project (title words,
 PMID, DOI) so a reviewer can include the studies they already know before screening.
+The highlight keywords are the project's, set on the Setup page; the page draws nothing
+it does not need for deciding, since every widget drawn costs time on each decision.
 
 The decision is written by ``screening.decisions.decide`` in the button's callback,
 which runs (and commits) before the page is drawn again, and which checks in its own
@@ -20,9 +22,10 @@ decision instead, and shows the next record.
 
 Under the counter, after every decision: what the project's stopping rule says now
 (``screening.stops.stage_evidence`` and the rule's verdict, read once per rerun and
-cached until the evidence changes). When it says stop, a reviewer whose role allows it
-(``screening.stops.may_stop``) gets a button that, once confirmed, ends the stage with
-``screening.stops.stop_stage``. A forced stop and undoing a stop live on the Progress page.
+cached until the evidence changes), filled into its slot once the next record is drawn.
+When it says stop, a reviewer whose role allows it (``screening.stops.may_stop``) gets
+a button that, once confirmed, ends the stage with ``screening.stops.stop_stage``. A
+forced stop and undoing a stop live on the Progress page.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from screening.dashboard.text import (
     clean_keywords,
     criteria_html,
     decision_bar_css,
-    parse_keyword_lines,
     record_fields,
     record_html,
     short_title,
@@ -227,16 +229,6 @@ def stopping_box() -> None:
         st.caption("In dual screening an adjudicator ends the stage: ask one to stop it.")
 
 
-def keyword_editor(keywords: dict[str, list[str]]) -> None:
-    with st.expander("Highlight keywords"), st.form("keywords_form"):
-        include = st.text_area("Include keywords (one per line)", "\n".join(keywords["include"]), key="kw_include")
-        exclude = st.text_area("Exclude keywords (one per line)", "\n".join(keywords["exclude"]), key="kw_exclude")
-        if st.form_submit_button("Save keywords"):
-            value = {"include": parse_keyword_lines(include), "exclude": parse_keyword_lines(exclude)}
-            store.set_setting(KEYWORDS_SETTING, value, actor=reviewer)
-            st.rerun()
-
-
 def decision_bar(record_id: int) -> list[str]:
     """Include, Exclude, Maybe and Undo, drawn above the record; then the stage's exclusion reasons to pick.
 
@@ -359,11 +351,7 @@ if flash := st.session_state.pop(FLASH_KEY, None):
     getattr(flash_slot, flash[0])(flash[1])
 with revise_slot:
     revise_offer()
-with stop_slot:
-    stopping_box()
 claim = pick_record()
-with find_slot:
-    find_box(expanded=claim.screened == 0 or bool(st.session_state.get(FIND_KEY, "").strip()))
 record_id = claim.record_id
 st.session_state[SHOWN_KEY] = record_id
 if record_id is None:
@@ -387,5 +375,10 @@ else:
         st.caption(f"Record {record_id}")
         notes_fields(record_id, reasons)
         earlier_decisions(record_id)
-        keyword_editor(keywords)
 counter.markdown(f"**{claim.screened}** screened by you · **{claim.left}** left")
+# The stopping rule's verdict and the search box fill their slots above the record once the
+# record is drawn: the reviewer sees the next record without waiting for them
+with stop_slot:
+    stopping_box()
+with find_slot:
+    find_box(expanded=claim.screened == 0 or bool(st.session_state.get(FIND_KEY, "").strip()))
