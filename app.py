@@ -59,6 +59,8 @@ def project_picker() -> None:
         store = state.project(db)
     except ScreeningError as e:
         st.sidebar.error(str(e))
+        if state.missing_project_file(db):
+            st.sidebar.caption("Or create it here: *New project* above, with this path.")
         st.stop()
     st.sidebar.caption(store.get_setting("name") or db)
 

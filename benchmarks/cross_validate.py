@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/cross_validate.py [--datasets ../shared/datasets] [--seeds 0,1,2]
         [--small-seeds 0-9 --small-records 500] [--folds 0] [--candidates NAME ...]
-        [--criterion robust|mean] [--simulate-only] [--out cross_validate]
+        [--criterion robust|mean] [--simulate-only] [--only DATASET ...] [--out cross_validate]
 
 Every candidate setting of the grid (:data:`CANDIDATES` but :data:`DROPPED`) is simulated on
 every review of the 21-review suite (../shared/BENCHMARK.md: same priors per seed; reviews of
@@ -117,7 +117,13 @@ DROPPED = frozenset({"nb0.5", "lr0.5", "lr1", "refit0.05", "refitinc"})
 
 
 def learner_config(name: str) -> LearnerConfig:
-    return LearnerConfig(**{**REFERENCE, **CANDIDATES[name]})
+    changes = {k: v for k, v in CANDIDATES[name].items() if k != "features"}
+    return LearnerConfig(**{**REFERENCE, **changes})
+
+
+def feature_config(name: str) -> FeatureConfig:
+    """The candidate's features: FeatureConfig's defaults with its ``"features"`` changes."""
+    return FeatureConfig(**CANDIDATES[name].get("features", {}))
 
 
 # Settings added after the first cached runs: left out of the key while off, so those runs keep theirs.
@@ -171,25 +177,27 @@ def seed_plan(paths: list[Path], seeds: list[int], small_seeds: list[int], small
     return plan
 
 
-def simulate_candidates(
-    names: list[str], plan: dict[Path, list[int]], cache: RunCache, features: FeatureConfig
-) -> pd.DataFrame:
+def simulate_candidates(names: list[str], plan: dict[Path, list[int]], cache: RunCache) -> pd.DataFrame:
     """One row per (candidate, review, seed); simulates only what the cache lacks."""
     rows = []
     for path, seeds in plan.items():
         data: LabeledDataset | None = None
-        feats, feature_seconds = None, 0.0
+        built: dict[FeatureConfig, tuple[object, float]] = {}  # features of this review, by settings
         for name in names:
-            config = learner_config(name)
+            config, features = learner_config(name), feature_config(name)
             key = cache_key(config, features)
             for seed in seeds:
                 run = cache.runs(key).get((dataset_name(path), seed))
                 if run is None:
                     if data is None:
                         data = read_dataset(path)
+                    if features not in built:
                         started = time.perf_counter()
-                        feats = build_features(data.texts, features, titles=data.titles)
-                        feature_seconds = time.perf_counter() - started
+                        built[features] = (
+                            build_features(data.texts, features, titles=data.titles),
+                            time.perf_counter() - started,
+                        )
+                    feats, feature_seconds = built[features]
                     result = simulate_dataset(data, seed=seed, learner=config, text_features=feats)
                     hits = (np.flatnonzero(result.labels_in_order) + 1).tolist()
                     run = {
@@ -360,6 +368,12 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         help=f"instead of the grid (all but {sorted(DROPPED)}): any of {', '.join(CANDIDATES)}",
     )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        metavar="DATASET",
+        help="exploration only: simulate and report just these reviews (folds over them alone)",
+    )
     parser.add_argument("--criterion", choices=("robust", "mean"), default="robust")
     parser.add_argument("--simulate-only", action="store_true", help="fill the run cache, report nothing")
     parser.add_argument("--out", default="cross_validate", help="stem of the result files in benchmarks/results")
@@ -369,8 +383,14 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         parser.error(f"--candidates: unknown {unknown}; known: {list(CANDIDATES)}")
-    plan = seed_plan(default_suite(args.datasets), seeds, small_seeds, args.small_records)
-    runs = simulate_candidates(names, plan, RunCache(WORK), FeatureConfig())
+    suite = default_suite(args.datasets)
+    if args.only:
+        missing = sorted(set(args.only) - {dataset_name(p) for p in suite})
+        if missing:
+            parser.error(f"--only: not in the suite: {missing}")
+        suite = [p for p in suite if dataset_name(p) in args.only]
+    plan = seed_plan(suite, seeds, small_seeds, args.small_records)
+    runs = simulate_candidates(names, plan, RunCache(WORK))
     if args.simulate_only:
         return
     asr_runs = asreview_runs(plan)

@@ -126,6 +126,7 @@ def test_bad_project_path_is_an_error_not_a_crash(tmp_path: Path, monkeypatch: p
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "no such project" in at.sidebar.error[0].value
+    assert any("New project" in c.value for c in at.sidebar.caption)  # the dashboard's own way to create it
     assert not (tmp_path / "missing.db").exists()
 
 

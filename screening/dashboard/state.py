@@ -31,14 +31,14 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from ..access import Identity, sign_in
 from ..dedupe import finish_pending_dedupe
 from ..demo import build_demo
-from ..errors import ConfigError, MissingDependency
+from ..errors import ConfigError, MissingDependency, ScreeningError
 from ..ranking.active import ActiveLearner
 from ..ranking.embeddings import INSTALL_HINT, embeddings_available
 from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
 from ..schema import Stage
 from ..stopping import StopVerdict
 from ..stops import StopSettings
-from ..store import DB_ENV, Store, open_store
+from ..store import DB_ENV, Store, open_store, resolve_url
 
 DEFAULT_DB = "data/demo.db"
 DB_KEY = "db"
@@ -88,6 +88,15 @@ def _has_password(url: str) -> bool:
         return True
 
 
+def missing_project_file(db: str) -> bool:
+    """``db`` names a project file that does not exist (so the sidebar can offer to create it)."""
+    try:
+        url = make_url(resolve_url(db))
+    except (ArgumentError, ScreeningError):
+        return False
+    return url.get_backend_name() == "sqlite" and bool(url.database) and not Path(url.database).exists()
+
+
 def ensure_demo(db: str) -> None:
     """Build the bundled demo the first time the default project is opened."""
     if db == DEFAULT_DB and not Path(db).exists():
@@ -134,6 +143,9 @@ class SharedRanker:
 
     def live_ids(self) -> frozenset[int]:
         """The live canonical record ids the model ranks (changes only when records are added or merged)."""
+        live, ids = self._live, self.ranker.ids
+        if live is not None and live[0] is ids:
+            return live[1]  # as last built: no wait behind another tab's refit
         with self.lock:
             ids = self.ranker.ids
             if self._live is None or self._live[0] is not ids:
