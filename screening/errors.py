@@ -101,6 +101,10 @@ def _rebuild_access_error(message: str, identity: Any, doing: str, claimed: dict
     return AccessError(message, identity, doing, claimed=claimed)
 
 
+class EditConflict(ScreeningError):
+    """A setting was changed by someone else after the form that would overwrite it was drawn."""
+
+
 class DecisionError(ScreeningError, ValueError):
     """A screening decision breaks a rule of the project."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import ConfigError
+from .errors import ConfigError, EditConflict
 from .schema import Setting
 from .store import Store, serialize, set_setting
 
@@ -115,17 +115,31 @@ def read_setup(store: Store) -> ProjectSetup:
         return _setup_from(_stored(s))
 
 
-def save_setup(store: Store, setup: ProjectSetup, *, actor: str | None = None) -> tuple[str, ...]:
+def save_setup(
+    store: Store, setup: ProjectSetup, *, base: ProjectSetup | None = None, actor: str | None = None
+) -> tuple[str, ...]:
     """Check ``setup`` and write the settings that differ from the project's, in one transaction.
 
-    Each setting written is audited (a ``setting`` event with its new value). Returns the keys
-    written, in :data:`SETUP_SETTINGS` order; none when nothing changed.
+    ``base`` is the setup as the editor saw it (the form as drawn): only the settings the
+    editor changed from it are written, so a change someone else saved meanwhile to another
+    setting is kept; a setting both changed differently is refused (:class:`EditConflict`)
+    and nothing is written. Each setting written is audited (a ``setting`` event with its
+    new value). Returns the keys written, in :data:`SETUP_SETTINGS` order; none when nothing changed.
     """
     wanted = setup.checked().settings()
+    seen = base.settings() if base is not None else None
     with store.begin() as s:
         serialize(s, "project setup")  # compared, then written: one writer at a time
         current = _setup_from(_stored(s)).settings()
-        changed = tuple(key for key in SETUP_SETTINGS if wanted[key] != current[key])
+        edited = [key for key in SETUP_SETTINGS if seen is None or wanted[key] != seen[key]]
+        # edited here, changed there since the form was drawn, and not to the same value
+        clashes = [key for key in edited if seen is not None and current[key] not in (seen[key], wanted[key])]
+        if clashes:
+            raise EditConflict(
+                f"{', '.join(clashes)} changed since this form was drawn (someone else saved it): "
+                "nothing was saved; reload to see their change, then make yours"
+            )
+        changed = tuple(key for key in edited if wanted[key] != current[key])
         for key in changed:
             set_setting(s, key, wanted[key], actor=actor)
     return changed

@@ -232,6 +232,7 @@ def test_screen_five_records_by_click_and_keyboard(
         for how, what, value, typed, recorded in plan:
             record = shown_record(page)
             seen.append((record, value, recorded))
+            print(f"step {len(seen)}: {how} {what!r} on record {record}")  # shown if the step fails
             if typed:
                 live_reason_field(page).press_sequentially(typed)
             if how == "click":

@@ -120,3 +120,22 @@ def test_refused_changes_are_messages_and_write_nothing(new_project: Path) -> No
         assert read_setup(store) == ProjectSetup(name="New review")
         assert get_mode(store, "title_abstract").blind is False
         assert list_reasons(store, "full_text") == ["Wrong population"]
+
+
+def test_a_change_saved_elsewhere_while_the_form_is_open_is_kept_or_the_clash_named(new_project: Path) -> None:
+    at = signed_in_on_setup()
+    with open_store(new_project) as store:  # another owner (or the CLI) saves the query meanwhile
+        store.set_setting("query", QUERY, actor="bob")
+    at.text_area(key="setup_criteria").input(CRITERIA)  # this form still shows the empty query
+    at.button(key="FormSubmitter:setup_form-Save").click().run()
+    assert any("Saved criteria." in s.value for s in at.success), [s.value for s in at.success]
+    with open_store(new_project) as store:
+        assert (read_setup(store).query, read_setup(store).criteria) == (QUERY, CRITERIA)  # bob's query kept
+
+    with open_store(new_project) as store:
+        store.set_setting("query", "ketamine", actor="bob")
+    at.text_area(key="setup_query").input("esketamine")  # the form, drawn after the save, showed QUERY
+    at.button(key="FormSubmitter:setup_form-Save").click().run()
+    assert any("query changed since this form was drawn" in e.value for e in at.error)
+    with open_store(new_project) as store:
+        assert read_setup(store).query == "ketamine"

@@ -71,6 +71,30 @@ def test_only_what_changed_is_written_and_audited(project: Path) -> None:
     assert setting_events(project) == [("alice", "query"), ("bob", "criteria")]
 
 
+def test_two_editors_keep_each_others_changes_and_a_clash_is_refused(project: Path) -> None:
+    """Two owners with the Setup form open: each saves only what they edited; editing one setting both is refused."""
+    from dataclasses import replace
+
+    from screening.errors import EditConflict
+
+    with open_store(project) as store:
+        save_setup(store, ProjectSetup(name="Ketamine for pain", query="ketamine"), actor="alice")
+    with open_store(project) as alice, open_store(project) as bob:
+        alice_form, bob_form = read_setup(alice), read_setup(bob)  # both forms drawn from the same setup
+        assert save_setup(bob, replace(bob_form, query=QUERY), base=bob_form, actor="bob") == ("query",)
+        # alice edits the criteria on her older form: bob's query stays
+        saved = save_setup(alice, replace(alice_form, criteria="Adults only"), base=alice_form, actor="alice")
+        assert saved == ("criteria",)
+        assert read_setup(alice) == replace(alice_form, query=QUERY, criteria="Adults only")
+        # alice now edits the query bob changed after her form was drawn: refused, nothing written
+        with pytest.raises(EditConflict, match="query changed since this form was drawn"):
+            save_setup(alice, replace(alice_form, query="ketamine pain", name="Other"), base=alice_form, actor="alice")
+        assert read_setup(alice) == replace(alice_form, query=QUERY, criteria="Adults only")
+        # the same change as the other editor's is no clash
+        assert save_setup(alice, replace(alice_form, query=QUERY), base=alice_form, actor="alice") == ()
+    assert setting_events(project) == [("alice", "query"), ("bob", "query"), ("alice", "criteria")]
+
+
 def test_keywords_are_stripped_and_deduplicated_ignoring_case() -> None:
     assert clean_keyword_list([" Ketamine ", "ketamine", "", "chronic   pain", "KETAMINE", "Chronic pain"]) == (
         "Ketamine",

@@ -85,7 +85,7 @@ def configure_command(
         }
         changes = {field: value for field, value in given.items() if value is not None}
         if changes:
-            changed = save_setup(store, replace(current, **changes), actor=reviewer)
+            changed = save_setup(store, replace(current, **changes), base=current, actor=reviewer)
             console.print(f"Saved {', '.join(changed)}" if changed else "Nothing changed", highlight=False)
         if show or not changes:
             _print_setup(read_setup(store))

@@ -24,6 +24,7 @@ from screening.reviewers import MODES, add_reason, add_reviewer, get_mode, list_
 from screening.schema import STAGES
 from screening.setup import ProjectSetup, clean_keyword_list, read_setup, save_setup
 
+BASE_KEY = "setup_base"  # the topic as the form first showed it: an edit is what differs from it
 STAGE_NAMES = {"title_abstract": "Title and abstract", "full_text": "Full text"}
 PEOPLE_ROLES = sorted(PERSON_ROLES, key=("reviewer", "adjudicator", "owner").index)  # the default first
 
@@ -57,6 +58,7 @@ def on_save_topic() -> None:
                 include_keywords=clean_keyword_list(st.session_state["setup_include"]),
                 exclude_keywords=clean_keyword_list(st.session_state["setup_exclude"]),
             ),
+            base=st.session_state.get(BASE_KEY),
             actor=reviewer,
         )
         if set(changed) & set(TOPIC_SETTINGS):
@@ -69,8 +71,13 @@ def on_save_topic() -> None:
 
 
 st.header("Setup")
-st.caption("What the review is about and how it is screened. Anyone signed in may change it; every change is audited.")
+st.caption(
+    "What the review is about and how it is screened. Every change is audited; saving writes only what you "
+    "changed, so what another owner saved meanwhile is kept."
+)
 topic = read_setup(store)
+if "setup_name" not in st.session_state:  # the form is drawn afresh: what it shows is what an edit starts from
+    st.session_state[BASE_KEY] = topic
 st.subheader("Topic")
 show_message("setup_topic_message")
 with st.form("setup_form"):
