@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from . import access
 from .errors import ConfigError, DecisionError
 from .reviewers import ReviewerInfo, check_stage, reviewer_by_name, reviewer_names
-from .schema import Decision, Record, Stage, Stop, utcnow
+from .schema import Decision, Record, Setting, Stage, Stop, utcnow
 from .snapshot import UNSCREENED, StageSnapshot, read_stage
 from .stopping import DEFAULT_RULE, StoppingRule, StopVerdict, make_rule
 from .store import Store, audit, serialize
@@ -64,7 +64,14 @@ class StopSettings:
 
 def stop_settings(store: Store) -> StopSettings:
     """The project's ``stopping`` setting, or the defaults (anything unusable in it falls back to them)."""
-    value = store.get_setting(STOPPING_SETTING) or {}
+    with store.read() as s:
+        return read_stop_settings(s)
+
+
+def read_stop_settings(session: Session) -> StopSettings:
+    """:func:`stop_settings` inside an open transaction (with the evidence it is checked against)."""
+    row = session.get(Setting, STOPPING_SETTING)
+    value = (row.value if row is not None else None) or {}
     default = StopSettings()
     try:
         chosen = StopSettings(
@@ -442,6 +449,7 @@ __all__ = [
     "check_verdict",
     "list_stops",
     "may_stop",
+    "read_stop_settings",
     "save_stop_settings",
     "stage_evidence",
     "stop_settings",

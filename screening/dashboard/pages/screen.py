@@ -52,7 +52,7 @@ from screening.queries import FoundRecord, find_records
 from screening.reviewers import get_mode, list_reasons, reviewer_by_name
 from screening.setup import CRITERIA_SETTING
 from screening.stopping import StopVerdict
-from screening.stops import StopSettings, may_stop, stage_evidence, stop_settings, stop_stage, stops
+from screening.stops import StopSettings, list_stops, may_stop, read_stop_settings, stage_evidence, stop_stage
 
 STAGE = state.STAGE
 BUTTONS = (
@@ -207,12 +207,13 @@ def stop_controls(settings: StopSettings, unscreened: int) -> None:
 
 def stopping_box() -> None:
     """The stage's active stop if any, what the rule says now, and the stop button when it says stop."""
-    for stop in stops(store, STAGE, active_only=True):
-        st.info(f"Title/abstract screening was stopped early (stop #{stop.id}): {stop.describe()}.")
-    settings = stop_settings(store)
-    with store.read() as s:
+    with store.read() as s:  # one snapshot: the stops, the rule, the evidence and the reviewer's role
+        active = list_stops(s, STAGE, active_only=True)
+        settings = read_stop_settings(s)
         evidence = stage_evidence(s, STAGE)
         allowed = may_stop(reviewer_by_name(s, reviewer), get_mode(s, STAGE).dual)
+    for stop in active:
+        st.info(f"Title/abstract screening was stopped early (stop #{stop.id}): {stop.describe()}.")
     if evidence.screened == 0:
         return
     verdict = state.stop_verdict(evidence.labels, evidence.pool, settings)
