@@ -6,9 +6,8 @@ with its confidence after that many records, and :func:`stop_point` where along 
 order it first said stop. Together they draw the Progress page's chart: the includes
 found, the lower bound on recall, and the point where the rule says stop.
 
-For Buscar the bound is found exactly by a search over whole numbers of missed
-includes (its p-value changes only when ``floor(found / target - found)`` does), about
-``log2(pool)`` p-values a point instead of the forty of a bisection over the target.
+For Buscar the bound is the rule's own (``screening.stopping.buscar_lower_bound``), found
+exactly by a search over whole numbers of missed includes, about ``log2(pool)`` p-values a point.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stopping import Buscar, StoppingRule, buscar_p_value, first_stop
+from .stopping import Buscar, StoppingRule, buscar_lower_bound, first_stop
 
 FIRST_STOP_LIMIT = 1000  # up to this many screened, the stop point is first_stop's (exact); beyond, the grid's
 
@@ -37,33 +36,13 @@ class BoundPoint:
         return self.found / self.lower_bound if self.lower_bound > 0 else None
 
 
-def _buscar_bound(values: np.ndarray, pool: int, confidence: float) -> float:
-    """Buscar's recall lower bound, exactly: ``found / (found + m)``, ``m`` the most misses not ruled out."""
-    found = int(values.sum())
-    if found == 0:
-        return 0.0
-    alpha = 1 - confidence
-
-    def rejects(missed: int) -> bool:  # "at least missed + 1 includes are still unscreened" is rejected
-        return buscar_p_value(values, pool, found / (found + missed + 0.5)) < alpha
-
-    high = pool - values.size  # more missed includes than unscreened records: impossible, always rejected
-    if not rejects(high):
-        return 0.0
-    low = 0
-    while low < high:
-        middle = (low + high) // 2
-        low, high = (low, middle) if rejects(middle) else (middle + 1, high)
-    return found / (found + low)
-
-
 def lower_bound(rule: StoppingRule, labels: Sequence[int] | np.ndarray, pool: int) -> float:
     """The rule's recall lower bound after ``labels``; 0 for a rule without a guarantee."""
     values = np.asarray(labels, dtype=np.int64)
     if not rule.guarantee:
         return 0.0
     if isinstance(rule, Buscar):
-        return _buscar_bound(values, pool, rule.confidence)
+        return buscar_lower_bound(values, pool, rule.confidence)
     return float(rule.verdict(values, pool).recall_lower_bound)
 
 

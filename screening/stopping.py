@@ -139,17 +139,29 @@ def buscar_estimated_recall(values: np.ndarray, pool: int, target: float) -> flo
     return float(found / (found + left))
 
 
-def _recall_lower_bound(values: np.ndarray, pool: int, alpha: float) -> float:
-    """The largest target recall whose null hypothesis the sequence rejects at ``alpha`` (bisection)."""
-    if values.sum() == 0:
+def buscar_lower_bound(values: np.ndarray, pool: int, confidence: float) -> float:
+    """Buscar's recall lower bound, exactly: ``found / (found + m)``, ``m`` the most misses not ruled out.
+
+    The largest target recall whose null hypothesis the sequence rejects at ``1 - confidence``:
+    recall can only take the values ``found / (found + m)`` for whole ``m``, so a bisection over
+    ``m`` (about log2(pool) p-values) finds it exactly.
+    """
+    found = int(values.sum())
+    if found == 0:
         return 0.0
-    if buscar_p_value(values, pool, 1e-6) >= alpha:
+    alpha = 1 - confidence
+
+    def rejects(missed: int) -> bool:  # "at least missed + 1 includes are still unscreened" is rejected
+        return buscar_p_value(values, pool, found / (found + missed + 0.5)) < alpha
+
+    high = pool - values.size  # more missed includes than unscreened records: impossible, always rejected
+    if not rejects(high):
         return 0.0
-    low, high = 1e-6, 1.0 - 1e-9
-    for _ in range(BISECTION_STEPS):  # p grows with the target
-        middle = (low + high) / 2
-        low, high = (middle, high) if buscar_p_value(values, pool, middle) < alpha else (low, middle)
-    return low
+    low = 0
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if rejects(middle) else (middle + 1, high)
+    return found / (found + low)
 
 
 def excludes_to_stop(values: np.ndarray, pool: int, stops: Callable[[np.ndarray], bool]) -> int | None:
@@ -266,7 +278,7 @@ class Buscar(_Rule):
             values,
             pool,
             p_value=p,
-            lower_bound=_recall_lower_bound(values, pool, alpha),
+            lower_bound=buscar_lower_bound(values, pool, self.confidence),
             stop=stop,
             estimate=buscar_estimated_recall(values, pool, self.target),
         )

@@ -26,7 +26,7 @@ from screening.reviewers import add_reviewer, set_mode
 from screening.schema import Record
 from screening.sources import Citation
 from screening.stop_curve import bound_curve, lower_bound, stop_point
-from screening.stopping import DEFAULT_RULE, _recall_lower_bound, first_stop, make_rule
+from screening.stopping import DEFAULT_RULE, buscar_p_value, first_stop, make_rule
 from screening.stops import check_verdict, stop_settings, stops
 from screening.store import DB_ENV, init_project, open_store
 
@@ -93,13 +93,26 @@ def keys(at: AppTest) -> set[str]:
 
 
 # -- the curve's numbers ------------------------------------------------------------------------------
+def largest_rejected_target(labels: np.ndarray, pool: int, alpha: float) -> float:
+    """The definition, by bisection over the target: the largest recall Buscar's test rejects at ``alpha``."""
+    if labels.sum() == 0 or buscar_p_value(labels, pool, 1e-6) >= alpha:
+        return 0.0
+    low, high = 1e-6, 1.0 - 1e-9
+    for _ in range(40):  # p grows with the target
+        middle = (low + high) / 2
+        low, high = (middle, high) if buscar_p_value(labels, pool, middle) < alpha else (low, middle)
+    return low
+
+
 def test_lower_bound_is_buscars_and_the_stop_point_is_first_stop() -> None:
     rng = np.random.default_rng(7)
     for _ in range(40):
         pool = int(rng.integers(30, 300))
         labels = (rng.random(pool) < np.exp(-np.arange(pool) / 40) * 0.6).astype(int)[: int(rng.integers(1, pool))]
         rule = make_rule("buscar", target=0.9, confidence=0.9)
-        assert lower_bound(rule, labels, pool) == pytest.approx(_recall_lower_bound(labels, pool, 0.1), abs=1e-6)
+        bound = lower_bound(rule, labels, pool)
+        assert bound == pytest.approx(largest_rejected_target(labels, pool, 0.1), abs=1e-6)
+        assert bound == rule.verdict(labels, pool).recall_lower_bound  # the curve and the verdict agree
     labels = np.r_[np.ones(16, int), np.zeros(290, int)]
     rule = make_rule("buscar")
     curve = bound_curve(labels, 310, rule)
