@@ -135,3 +135,33 @@ def test_simulation_with_options_finds_every_include(donners) -> None:
     assert run.labels_in_order.sum() == donners.n_included
     assert tuple(run.order[:2].tolist()) == priors(donners.labels, 0)
     assert len(set(run.order.tolist())) == len(run.order)
+
+
+def test_word_bigrams_add_a_block_to_the_model_matrix_only(donners, features) -> None:
+    from screening.ranking.features import FeatureConfig, TextFeatures
+
+    config = FeatureConfig(word_bigrams=True)
+    with_pairs = build_features(donners.texts, config, titles=donners.titles)
+    # the similarity matrix and the word vocabulary are untouched; the classifier gets more columns
+    assert (with_pairs.matrix != features.matrix).nnz == 0
+    assert with_pairs.vocabulary == features.vocabulary
+    assert with_pairs.model_matrix.shape[1] > features.model_matrix.shape[1]
+    assert np.allclose(sp_row_norms(with_pairs.model_matrix), 1.0, atol=1e-5)
+    assert FeatureConfig().word_bigrams is False  # off by default
+    # a lighter block: the same columns, less of each row's length in them
+    lighter = build_features(donners.texts, FeatureConfig(word_bigrams=True, bigram_weight=0.5), titles=donners.titles)
+    assert lighter.model_matrix.shape == with_pairs.model_matrix.shape
+    tail = slice(features.model_matrix.shape[1], None)
+    assert sp_row_norms(lighter.model_matrix[:, tail]).mean() < sp_row_norms(with_pairs.model_matrix[:, tail]).mean()
+    # the feature cache keeps the bigram counts
+    again = TextFeatures.from_bytes(with_pairs.to_bytes(), config)
+    assert (again.model_matrix != with_pairs.model_matrix).nnz == 0
+    # and a learner on them still ranks the hidden includes above chance
+    labels = _screened_part_way(donners)
+    learner = ActiveLearner(with_pairs.matrix, model_matrix=with_pairs.model_matrix, seed=0)
+    learner.set_labels(labels)
+    assert _mean_include_rank(learner, donners.labels) < 0.5
+
+
+def sp_row_norms(m) -> np.ndarray:
+    return np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())

@@ -54,6 +54,13 @@ class FeatureConfig:
     char_max_n: int = 4
     char_min_df: int = 2
     char_max_df: float = 0.5
+    # Word bigrams (pairs of adjacent words, as ``TfidfVectorizer(ngram_range=(2, 2))``) as a
+    # third block of the classifier's matrix, kept when in at least ``bigram_min_df`` records
+    # and at most ``char_max_df`` of them, scaled by ``bigram_weight`` beside the word and
+    # character blocks (off by default; docs/ranking.md).
+    word_bigrams: bool = False
+    bigram_min_df: int = 2
+    bigram_weight: float = 1.0
 
     def vectorizer(self) -> TfidfVectorizer:
         """A word vectorizer with these settings (fitted ones get ``vocabulary_`` and ``idf_``)."""
@@ -66,7 +73,13 @@ class FeatureConfig:
         )
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The settings; the bigram ones only when bigrams are on, so caches keyed on the
+        settings of earlier versions stay valid."""
+        settings = asdict(self)
+        if not self.word_bigrams:
+            for name in ("word_bigrams", "bigram_min_df", "bigram_weight"):
+                del settings[name]
+        return settings
 
 
 @dataclass
@@ -83,6 +96,7 @@ class TokenCounts:
     word_map: sp.csr_matrix
     words: list[str]
     char_map: sp.csr_matrix | None
+    bigrams: sp.csr_matrix | None = None  # (record x word bigram) counts, with ``word_bigrams``
 
 
 @dataclass
@@ -114,7 +128,8 @@ class TextFeatures:
         # one newline-joined UTF-8 blob: words never hold a newline
         blob = np.frombuffer("\n".join(c.words).encode("utf-8"), dtype=np.uint8)
         arrays = {"words": blob, "config": np.array([_config_key(self.config)])}
-        for name, m in (("text", c.text), ("title", c.title), ("word_map", c.word_map), ("char_map", c.char_map)):
+        named = (("text", c.text), ("title", c.title), ("word_map", c.word_map), ("char_map", c.char_map))
+        for name, m in (*named, ("bigrams", c.bigrams)):
             if m is not None:
                 arrays.update(_csr_arrays(name, m))
         buf = io.BytesIO()
@@ -128,8 +143,9 @@ class TextFeatures:
                 raise ConfigError("cached features were built with other settings")
             text, title, word_map = (_csr_from(z, name) for name in ("text", "title", "word_map"))
             char_map = _csr_from(z, "char_map") if "char_map_shape" in z.files else None
+            bigrams = _csr_from(z, "bigrams") if "bigrams_shape" in z.files else None
             words = z["words"].tobytes().decode("utf-8").split("\n") if z["words"].size else []
-        return derive_features(TokenCounts(text, title, word_map, words, char_map), config)
+        return derive_features(TokenCounts(text, title, word_map, words, char_map, bigrams), config)
 
 
 def _csr_arrays(name: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -175,7 +191,14 @@ def count_tokens(
     if config.char_min_n > 0:
         ngrams = (config.char_min_n, max(config.char_min_n, config.char_max_n))
         char_map, _ = _term_map(terms, TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).build_analyzer())
-    return TokenCounts(text, title, word_map, words, char_map)
+    bigrams = None
+    if config.word_bigrams:
+        pairs = CountVectorizer(ngram_range=(2, 2), min_df=max(1, config.bigram_min_df), dtype=np.float32)
+        try:
+            bigrams = sp.csr_matrix(pairs.fit_transform(texts))
+        except ValueError:  # no bigram in enough records
+            bigrams = None
+    return TokenCounts(text, title, word_map, words, char_map, bigrams)
 
 
 def _term_map(terms: Sequence[str], split) -> tuple[sp.csr_matrix, list[str]]:
@@ -218,9 +241,9 @@ def _tfidf(
     return counts, keep, idf
 
 
-def _stack(left: sp.csr_matrix, right: sp.csr_matrix, dtype: np.dtype) -> sp.csr_matrix:
+def _stack(blocks: Sequence[sp.csr_matrix], dtype: np.dtype) -> sp.csr_matrix:
     """Columns side by side, rows re-normalised to unit length."""
-    both = sp.csr_matrix(sp.hstack([left, right], format="csr"), dtype=dtype)
+    both = sp.csr_matrix(sp.hstack(list(blocks), format="csr"), dtype=dtype)
     inplace_csr_row_normalize_l2(both)
     return both
 
@@ -243,15 +266,22 @@ def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) ->
     if config.title_weight > 0 and title_counts.nnz:
         title_matrix, title_keep, _ = _tfidf(title_counts, config.min_df, config.max_df, config.sublinear_tf)
         if title_keep.size:
-            matrix = _stack(word_matrix, title_matrix * config.title_weight, dtype)
-    model_matrix = matrix
+            matrix = _stack([word_matrix, title_matrix * config.title_weight], dtype)
+    blocks = [matrix]  # of the model matrix, each of unit row length
     if counts.char_map is not None:
         chars, keep_chars, _ = _tfidf(
             counts.text @ counts.char_map, config.char_min_df, config.char_max_df, config.sublinear_tf
         )
         counts.char_map = sp.csr_matrix(counts.char_map[:, keep_chars])
         if keep_chars.size:
-            model_matrix = _stack(matrix, chars, dtype)
+            blocks.append(chars)
+    if config.word_bigrams and counts.bigrams is not None and counts.bigrams.shape[1]:
+        pairs, keep_pairs, _ = _tfidf(
+            sp.csr_matrix(counts.bigrams, copy=True), config.bigram_min_df, config.char_max_df, config.sublinear_tf
+        )
+        if keep_pairs.size:
+            blocks.append(pairs * config.bigram_weight)
+    model_matrix = matrix if len(blocks) == 1 else _stack(blocks, dtype)
     return TextFeatures(matrix, model_matrix, vocabulary, idf.astype(np.float64), config, counts)
 
 
