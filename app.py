@@ -60,7 +60,7 @@ def project_picker() -> None:
     except ScreeningError as e:
         st.sidebar.error(str(e))
         if state.missing_project_file(db):
-            st.sidebar.caption("Or create it here: *New project* above, with this path.")
+            st.sidebar.caption("Or create it here, with New project above.")
         st.stop()
     st.sidebar.caption(store.get_setting("name") or db)
 
