@@ -36,6 +36,7 @@ from test_browser_e2e import (  # noqa: E402
     browser_missing,
     chromium_page,
     focus_page,
+    live_button,
     shown_record,
     sign_in,
     streamlit_server,
@@ -102,18 +103,12 @@ def screen(url: str, decisions: int) -> tuple[float, list[float]]:
                 # a press of the mouse where the button is drawn (it stays in place from one record to
                 # the next): Playwright's own click() first waits for the button to hold still over two
                 # animation frames, time no reviewer's click spends
-                box = live_button_box(page, "Exclude (E)")
+                box = live_button(page, "Exclude (E)").bounding_box()
                 t0 = time.perf_counter()
                 page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             wait_for_next_record(page, record)
             latencies.append((time.perf_counter() - t0) * 1000)
     return first, latencies
-
-
-def live_button_box(page, name: str) -> dict[str, float]:
-    """Where the button named ``name`` of the current run is drawn (not a stale copy of it)."""
-    live = page.locator("[data-testid='stElementContainer']:not([data-stale='true'])")
-    return live.get_by_role("button", name=name, exact=True).bounding_box()
 
 
 def report(n: int, build_s: float, first_s: float, latencies: list[float]) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +26,8 @@ from test_browser_e2e import (
     CHROMIUM_ARGS,
     RENDER_TIMEOUT_MS,
     browser_missing,
+    server_process,
     wait_for_next_record,
-    wait_healthy,
 )
 
 from screening.access import Identity
@@ -50,22 +49,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not N
 
 
 @contextmanager
-def process(command: list[str], health: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            wait_healthy(health, proc, log)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextmanager
 def identity_provider(tmp_path: Path) -> Iterator[str]:
     """``oidc-provider-mock`` on a free port of 127.0.0.1; yields its issuer URL."""
     port = free_port()
@@ -73,7 +56,7 @@ def identity_provider(tmp_path: Path) -> Iterator[str]:
     for sub, email in USERS.items():
         command += ["--user-claims", json.dumps({"sub": sub, "email": email, "email_verified": True, "name": sub})]
     issuer = f"http://127.0.0.1:{port}"
-    with process(command, f"{issuer}/.well-known/openid-configuration", tmp_path / "oidc.log"):
+    with server_process(command, f"{issuer}/.well-known/openid-configuration", tmp_path / "oidc.log"):
         yield issuer
 
 
@@ -97,7 +80,7 @@ def team_server(db: str | os.PathLike[str], issuer: str, tmp_path: Path) -> Iter
     command[command.index("--") : command.index("--")] = ["--server.fileWatcherType", "none"]
     env = {k: v for k, v in os.environ.items() if k != "SCREENING_DB"}
     env["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the provider is plain HTTP on loopback
-    with process(command, f"{url}/_stcore/health", tmp_path / "streamlit.log", env):
+    with server_process(command, f"{url}/_stcore/health", tmp_path / "streamlit.log", env):
         yield url
 
 

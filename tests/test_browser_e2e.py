@@ -79,12 +79,19 @@ def streamlit_server(db: str | os.PathLike[str], log: Path) -> Iterator[str]:
         os.fspath(db),
     ]
     env = {k: v for k, v in os.environ.items() if k != "SCREENING_DB"}
+    url = f"http://127.0.0.1:{port}"
+    with server_process(command, f"{url}/_stcore/health", log, env=env):
+        yield url
+
+
+@contextmanager
+def server_process(command: list[str], health: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run ``command`` from the checkout (output to ``log``) until ``health`` answers; stop it afterwards."""
     with log.open("w") as out:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        url = f"http://127.0.0.1:{port}"
         try:
-            wait_healthy(f"{url}/_stcore/health", proc, log)
-            yield url
+            wait_healthy(health, proc, log)
+            yield
         finally:
             proc.terminate()
             try:
@@ -161,6 +168,16 @@ def wait_for_next_record(page, previous: int) -> int:
         timeout=RENDER_TIMEOUT_MS,
     )
     return shown_record(page)
+
+
+def live(where, selector: str):
+    """Elements as now drawn: not the stale copies Streamlit leaves on the page while it redraws."""
+    return where.locator(f"{selector}:not([data-stale='true'])")
+
+
+def live_button(where, name: str):
+    """The button named ``name`` as now drawn (a stale copy of it may linger while Streamlit redraws)."""
+    return live(where, "[data-testid='stElementContainer']").get_by_role("button", name=name, exact=True)
 
 
 def live_reason_field(page):

@@ -34,6 +34,8 @@ from test_browser_e2e import (
     chromium_page,
     decision_rows,
     focus_page,
+    live,
+    live_button,
     live_reason_field,
     shown_record,
     streamlit_server,
@@ -83,16 +85,6 @@ FULL_TEXT_PLAN = [
 
 def sidebar(page):
     return page.locator("[data-testid='stSidebar']")
-
-
-def live(where, selector: str):
-    """Elements as now drawn: not the stale copies Streamlit leaves on the page while it redraws."""
-    return where.locator(f"{selector}:not([data-stale='true'])")
-
-
-def live_button(where, name: str):
-    """The button named ``name`` as now drawn (a stale copy of it may linger while Streamlit redraws)."""
-    return live(where, "[data-testid='stElementContainer']").get_by_role("button", name=name, exact=True)
 
 
 def drawn(page) -> None:
@@ -291,16 +283,19 @@ def diagram_lines(page) -> list[str]:
     # The image of the run that has ended (a download click reruns the page and redraws it), fetched in the
     # same step as it is found, so a redraw between finding and fetching cannot leave nothing to fetch.
     drawn(page)
-    svg = page.wait_for_function(
-        """async (image) => {
-            const img = document.querySelector(image);
-            if (!img || !img.src) return null;
-            const response = await fetch(img.src);
-            return response.ok ? await response.text() : null;
-        }""",
-        arg=image,
-        timeout=RENDER_TIMEOUT_MS,
-    ).json_value()
+    fetch = """async (image) => {
+        const img = document.querySelector(image);
+        if (!img || !img.src) return null;
+        const response = await fetch(img.src);
+        return response.ok ? await response.text() : null;
+    }"""
+    svg = page.evaluate(fetch, image)  # evaluate awaits the fetch (wait_for_function would not)
+    for _ in range(RENDER_TIMEOUT_MS // 100):
+        if svg is not None:
+            break
+        page.wait_for_timeout(100)  # redrawn between finding and fetching: the new image is on its way
+        svg = page.evaluate(fetch, image)
+    assert svg is not None, "no PRISMA diagram image to fetch"
     return [html.unescape(line).strip() for line in re.findall(r"<text[^>]*>(.*?)</text>", svg, re.S)]
 
 
