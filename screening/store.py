@@ -193,10 +193,7 @@ class Store:
     @property
     def path(self) -> Path | None:
         """The SQLite file, when the project is one."""
-        url = make_url(self.url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            return Path(url.database)
-        return None
+        return sqlite_file(self.url)
 
     @property
     def is_sqlite(self) -> bool:
@@ -316,6 +313,14 @@ def _refuse_foreign(url: str, tables: set[str], *, create: bool) -> None:
             f"{shown}: not a screening project, and not empty (it holds the tables {listed}); "
             "create the project in a new file or an empty database"
         )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite database URL names (None for another database or an in-memory one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database)
+    return None
 
 
 def open_store(db: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:

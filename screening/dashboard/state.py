@@ -38,7 +38,7 @@ from ..ranking.project import EMBEDDINGS_SETTING, ProjectRanker, set_embeddings
 from ..schema import Stage
 from ..stopping import StopVerdict
 from ..stops import StopSettings
-from ..store import DB_ENV, Store, open_store, resolve_url
+from ..store import DB_ENV, Store, open_store, resolve_url, sqlite_file
 
 DEFAULT_DB = "data/demo.db"
 DB_KEY = "db"
@@ -91,10 +91,10 @@ def _has_password(url: str) -> bool:
 def missing_project_file(db: str) -> bool:
     """``db`` names a project file that does not exist (so the sidebar can offer to create it)."""
     try:
-        url = make_url(resolve_url(db))
+        path = sqlite_file(resolve_url(db))
     except (ArgumentError, ScreeningError):
         return False
-    return url.get_backend_name() == "sqlite" and bool(url.database) and not Path(url.database).exists()
+    return path is not None and not path.exists()
 
 
 def ensure_demo(db: str) -> None:
