@@ -50,6 +50,7 @@ import pandas as pd
 
 from screening.ranking.active import LearnerConfig
 from screening.ranking.datasets import LabeledDataset, dataset_name, default_suite, parse_seeds, read_dataset
+from screening.ranking.embeddings import EmbeddingConfig, SentenceEmbedder
 from screening.ranking.features import FeatureConfig, build_features
 from screening.ranking.metrics import run_metrics
 from screening.ranking.simulate import simulate_dataset
@@ -59,6 +60,7 @@ from vs_asreview import markdown  # the benchmarks' one table writer, beside thi
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "cv"
+EMBEDDINGS = HERE / "work" / "embeddings"
 RESULTS = HERE / "results"
 METRICS = ("wss95", "wss100", "recall10")
 CACHE_VERSION = 1
@@ -135,12 +137,20 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "C0.2+refit0.05": {"C": 0.2, "refit_share": 0.05},
     "C0.2+refit0.02": {"C": 0.2, "refit_share": 0.02},
     "C0.2+nochar+bigrams": {"C": 0.2, "features": {"char_min_n": 0, "word_bigrams": True}},
+    # sixth round (issue 16, item 5): the opt-in sentence embeddings under cross-validation
+    # ("embeddings": the embedder's backend-precision; its vectors kept in benchmarks/work/embeddings)
+    "C0.2+emb": {"C": 0.2, "embedding_weight": 0.3, "neighbour_weight": 1.0, "embeddings": "onnx-int8"},
+    "C0.2+emb-torch": {"C": 0.2, "embedding_weight": 0.3, "neighbour_weight": 1.0, "embeddings": "torch-float32"},
+    "C0.2+emb0.5": {"C": 0.2, "embedding_weight": 0.5, "neighbour_weight": 1.0, "embeddings": "onnx-int8"},
 }
 
 
 # Measured on the first 7 reviews (by name) only, then left out of the grid to save time: no
 # better than "reference" there and twice its cost, or (nb0.5) far worse (docs/ranking.md).
 DROPPED = frozenset({"nb0.5", "lr0.5", "lr1", "refit0.05", "refitinc"})
+# Sixth round: the embedding candidates, opt-in, cross-validated against the grid of round 5 on
+# their own (--candidates) rather than inside every default run, for the model's reading time.
+DROPPED |= {"C0.2+emb", "C0.2+emb-torch", "C0.2+emb0.5"}
 # Fifth round, measured only on BetaBlockers, OralHypoglycemics and Donners (bigrams at 0.75,
 # C0.3 also on SkeletalMuscleRelaxants and Kitchenham) with --only, and left out of the grid:
 # each further behind ASReview on BetaBlockers than C0.2+bigrams (-0.042 there).
@@ -158,8 +168,34 @@ DROPPED |= {
 
 
 def learner_config(name: str) -> LearnerConfig:
-    changes = {k: v for k, v in CANDIDATES[name].items() if k != "features"}
+    changes = {k: v for k, v in CANDIDATES[name].items() if k not in ("features", "embeddings")}
     return LearnerConfig(**{**REFERENCE, **changes})
+
+
+def embedding_config(name: str) -> EmbeddingConfig | None:
+    """The candidate's embedder (``"embeddings": "backend-precision"``), or None for TF-IDF only."""
+    spec = CANDIDATES[name].get("embeddings")
+    if spec is None:
+        return None
+    backend, precision = str(spec).split("-")
+    return EmbeddingConfig(backend=backend, precision=precision)
+
+
+def review_embeddings(
+    data: LabeledDataset, config: EmbeddingConfig, folder: Path = EMBEDDINGS
+) -> tuple[np.ndarray, float]:
+    """The review's vectors by ``config``, embedded once and kept (with the seconds they took)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{data.name}-{config.backend}-{config.precision}-{config.max_tokens}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            return saved["vectors"], float(saved["seconds"])
+    started = time.perf_counter()
+    vectors = SentenceEmbedder(config).encode([text.strip() for text in data.texts])
+    seconds = time.perf_counter() - started
+    np.savez(path, vectors=vectors, seconds=seconds)
+    print(f"embedded {data.name} ({config.backend} {config.precision}): {seconds:.0f}s", file=sys.stderr, flush=True)
+    return vectors, seconds
 
 
 def feature_config(name: str) -> FeatureConfig:
@@ -171,9 +207,12 @@ def feature_config(name: str) -> FeatureConfig:
 LATER_OPTIONS_OFF: dict[str, object] = {"word_weight": 0.0}
 
 
-def cache_key(config: LearnerConfig, features: FeatureConfig) -> str:
+def cache_key(config: LearnerConfig, features: FeatureConfig, embeddings: EmbeddingConfig | None = None) -> str:
     learner = {k: v for k, v in config.to_dict().items() if LATER_OPTIONS_OFF.get(k, object()) != v}
-    payload = json.dumps({"v": CACHE_VERSION, "learner": learner, "features": features.to_dict()}, sort_keys=True)
+    settings: dict[str, object] = {"v": CACHE_VERSION, "learner": learner, "features": features.to_dict()}
+    if embeddings is not None:
+        settings["embeddings"] = embeddings.to_dict()
+    payload = json.dumps(settings, sort_keys=True)
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
@@ -225,8 +264,8 @@ def simulate_candidates(names: list[str], plan: dict[Path, list[int]], cache: Ru
         data: LabeledDataset | None = None
         built: dict[FeatureConfig, tuple[object, float]] = {}  # features of this review, by settings
         for name in names:
-            config, features = learner_config(name), feature_config(name)
-            key = cache_key(config, features)
+            config, features, embedder = learner_config(name), feature_config(name), embedding_config(name)
+            key = cache_key(config, features, embedder)
             for seed in seeds:
                 run = cache.runs(key).get((dataset_name(path), seed))
                 if run is None:
@@ -239,7 +278,8 @@ def simulate_candidates(names: list[str], plan: dict[Path, list[int]], cache: Ru
                             time.perf_counter() - started,
                         )
                     feats, feature_seconds = built[features]
-                    result = simulate_dataset(data, seed=seed, learner=config, text_features=feats)
+                    vectors, embed_seconds = review_embeddings(data, embedder) if embedder else (None, 0.0)
+                    result = simulate_dataset(data, seed=seed, learner=config, text_features=feats, embeddings=vectors)
                     hits = (np.flatnonzero(result.labels_in_order) + 1).tolist()
                     run = {
                         "dataset": data.name,
@@ -248,8 +288,9 @@ def simulate_candidates(names: list[str], plan: dict[Path, list[int]], cache: Ru
                         "R": data.n_included,
                         "length": len(result.order),
                         "hits": hits,
-                        # a run builds its own features: count their time in each run
-                        "seconds": result.seconds + feature_seconds,
+                        # a run builds its own features: count their time in each run (and, once
+                        # per review as a project keeps them, the embeddings')
+                        "seconds": result.seconds + feature_seconds + (embed_seconds if seed == seeds[0] else 0.0),
                         "n_fits": result.n_fits,
                     }
                     cache.add(key, run)

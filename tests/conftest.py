@@ -16,6 +16,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX models go to a folder of this run, not the user's cache (one export per run)."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SCREENING_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES

@@ -190,6 +190,12 @@ def embed_command(
         BUNDLED_MODEL
     ),
     max_tokens: Annotated[int, typer.Option(min=8, help="Word pieces read per record.")] = 256,
+    backend: Annotated[
+        str, typer.Option(help="onnx: the model exported once to ONNX Runtime (no torch after); torch: PyTorch.")
+    ] = "onnx",
+    precision: Annotated[
+        str, typer.Option(help="onnx: auto (= int8) or float32; torch: auto, float32 or bfloat16.")
+    ] = "auto",
 ) -> None:
     """Embed every record (once; later runs embed only new ones) and rank with the embeddings."""
     from ..ranking.project import set_embeddings
@@ -199,13 +205,14 @@ def embed_command(
             set_embeddings(store, False)
             console.print("Ranking uses TF-IDF only; the stored embeddings are kept for later.")
             return
-        embedder = SentenceEmbedder(EmbeddingConfig(model=model, max_tokens=max_tokens))
+        config = EmbeddingConfig(model=model, max_tokens=max_tokens, backend=backend, precision=precision)
+        embedder = SentenceEmbedder(config)
         with progress_bar("embedding") as bar:
             task = bar.add_task("embedding", total=None)
             count = set_embeddings(
                 store, True, embedder, progress=lambda done, total: bar.update(task, completed=done, total=total)
             )
-        console.print(f"{count} records embedded ({model}); ranking now uses the embeddings.")
+        console.print(f"{count} records embedded ({model}, {backend}); ranking now uses the embeddings.")
 
 
 def register(app: typer.Typer) -> None:

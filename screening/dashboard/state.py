@@ -223,7 +223,7 @@ def embeddings_control(store: Store) -> None:
     """Turn sentence embeddings on (embedding every record once, with a progress bar) or off."""
     on = bool(store.get_setting(EMBEDDINGS_SETTING, False))
     if not on and not embeddings_available():
-        st.caption(f"Sentence embeddings (more work saved, about 50 records/s to prepare): {INSTALL_HINT}.")
+        st.caption(f"Sentence embeddings (more work saved, about 40 records/s to prepare, once): {INSTALL_HINT}.")
         return
     label = "Rank without sentence embeddings" if on else "Rank with sentence embeddings too"
     if not st.button(label, key="embeddings_toggle"):

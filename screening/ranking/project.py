@@ -33,6 +33,11 @@ CACHE_KEY = "ranking.features"
 EMBEDDINGS_KEY = "ranking.embeddings"
 # Project setting: rank with sentence embeddings beside TF-IDF (``screening embed`` turns it on).
 EMBEDDINGS_SETTING = "ranking.embeddings"
+# The embedder's settings the stored vectors were made with, so every later load (dashboard,
+# CLI, another reviewer) reads new records with the same model and backend.
+EMBEDDER_SETTING = "ranking.embedder"
+# Projects embedded before the setting above existed used sentence-transformers on PyTorch.
+LEGACY_EMBEDDER = EmbeddingConfig(backend="torch")
 TOPIC_SETTINGS = ("query", "criteria", "keywords")
 LABEL_VALUES = {"include": 1, "exclude": 0}
 
@@ -118,6 +123,8 @@ def load_features(store: Store, config: FeatureConfig | None = None) -> tuple[np
 def _embedding_fingerprint(config: EmbeddingConfig) -> str:
     """The settings that change the vectors (not the batch size)."""
     settings = (config.model, config.max_tokens, config.precision)
+    if config.backend != "torch":  # (torch vectors keep the fingerprint they were saved under)
+        settings = (*settings, config.backend)
     return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
 
 
@@ -197,9 +204,19 @@ def set_embeddings(
     if not enabled:
         store.set_setting(EMBEDDINGS_SETTING, False)
         return 0
+    embedder = embedder or project_embedder(store)  # turned on again: the vectors it already has
     vectors = load_embeddings(store, live_record_ids(store), embedder, progress=progress)
+    store.set_setting(EMBEDDER_SETTING, embedder.config.to_dict())
     store.set_setting(EMBEDDINGS_SETTING, True)
     return len(vectors)
+
+
+def project_embedder(store: Store) -> SentenceEmbedder:
+    """The embedder this project's vectors were made with (``screening embed`` saved it)."""
+    saved = store.get_setting(EMBEDDER_SETTING)
+    if saved is None:
+        return SentenceEmbedder(LEGACY_EMBEDDER if store.get_setting(EMBEDDINGS_SETTING, False) else None)
+    return SentenceEmbedder(EmbeddingConfig.from_dict(saved))
 
 
 def topic_text(store: Store) -> list[str]:
@@ -281,7 +298,11 @@ class ProjectRanker:
         self.ids, self.features = load_features(self.store, self.feature_config)
         self._row = {int(rid): i for i, rid in enumerate(self.ids)}
         prior = cold_start_prior(self.store, self.features)
-        self.embeddings = load_embeddings(self.store, self.ids, self.embedder) if self.use_embeddings else None
+        if self.use_embeddings:
+            self.embedder = self.embedder or project_embedder(self.store)
+            self.embeddings = load_embeddings(self.store, self.ids, self.embedder)
+        else:
+            self.embeddings = None
         self.learner = ActiveLearner(
             self.features.matrix,
             model_matrix=self.features.model_matrix,
