@@ -114,11 +114,11 @@ def main() -> None:
     table = table[[f"{m} {w:g}" if w else m for m, w in SETTINGS]]
     summary = pd.DataFrame(
         {
-            "median": table.median(),
-            "first include within 10": (table <= 10).sum(),
-            "geometric mean": np.exp(np.log(table).mean()),
-            "reviews sooner than static": (table.lt(table["static"], axis=0)).sum(),
-            "reviews later than static": (table.gt(table["static"], axis=0)).sum(),
+            "median": table.median().round(1),
+            "first include within 10": (table <= 10).sum().astype(int),
+            "geometric mean": np.exp(np.log(table).mean()).round(1),
+            "reviews sooner than static": (table.lt(table["static"], axis=0)).sum().astype(int),
+            "reviews later than static": (table.gt(table["static"], axis=0)).sum().astype(int),
         }
     )
     text = "\n".join(
@@ -128,9 +128,9 @@ def main() -> None:
             f"Command: `python benchmarks/cold_start_excludes.py --seeds {args.seeds} --limit {args.limit}` "
             f"({len(table)} reviews, topic line only; mean over tie-break seeds).",
             "",
-            markdown(summary.astype(float).round(2)),
+            markdown(summary),
             "",
-            markdown(table.round(1)),
+            markdown(table.map(lambda v: f"{v:.1f}")),
         ]
     )
     Path(args.out).write_text(text + "\n")
