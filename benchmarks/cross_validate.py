@@ -137,6 +137,9 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "C0.2+refit0.05": {"C": 0.2, "refit_share": 0.05},
     "C0.2+refit0.02": {"C": 0.2, "refit_share": 0.02},
     "C0.2+nochar+bigrams": {"C": 0.2, "features": {"char_min_n": 0, "word_bigrams": True}},
+    # sixth round: the title's own columns lighter or off (round 3 found them hurting BetaBlockers alone)
+    "C0.2+title0.25": {"C": 0.2, "features": {"title_weight": 0.25}},
+    "C0.2+title0": {"C": 0.2, "features": {"title_weight": 0.0}},
     # sixth round (issue 16, item 5): the opt-in sentence embeddings under cross-validation
     # ("embeddings": the embedder's backend-precision; its vectors kept in benchmarks/work/embeddings)
     "C0.2+emb": {"C": 0.2, "embedding_weight": 0.3, "neighbour_weight": 1.0, "embeddings": "onnx-int8"},
