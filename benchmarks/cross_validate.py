@@ -266,6 +266,7 @@ def simulate_candidates(names: list[str], plan: dict[Path, list[int]], cache: Ru
     for path, seeds in plan.items():
         data: LabeledDataset | None = None
         built: dict[FeatureConfig, tuple[object, float]] = {}  # features of this review, by settings
+        embedded: dict[EmbeddingConfig, tuple[np.ndarray, float]] = {}  # its vectors, by embedder
         for name in names:
             config, features, embedder = learner_config(name), feature_config(name), embedding_config(name)
             key = cache_key(config, features, embedder)
@@ -281,7 +282,9 @@ def simulate_candidates(names: list[str], plan: dict[Path, list[int]], cache: Ru
                             time.perf_counter() - started,
                         )
                     feats, feature_seconds = built[features]
-                    vectors, embed_seconds = review_embeddings(data, embedder) if embedder else (None, 0.0)
+                    if embedder is not None and embedder not in embedded:
+                        embedded[embedder] = review_embeddings(data, embedder)
+                    vectors, embed_seconds = embedded[embedder] if embedder is not None else (None, 0.0)
                     result = simulate_dataset(data, seed=seed, learner=config, text_features=feats, embeddings=vectors)
                     hits = (np.flatnonzero(result.labels_in_order) + 1).tolist()
                     run = {

@@ -6,7 +6,7 @@ which studies about the same thing lie close even when they share few words. A s
 SVM learns on these vectors beside the TF-IDF one (``LearnerConfig.embedding_weight``).
 
 They are off by default because they cost more than everything else the ranker does: about
-30 records per second on this project's 2-core reference machine with the default ONNX int8
+40 records per second on this project's 2-core reference machine with the default ONNX int8
 backend (docs/ranking.md, "Sixth round"). A project computes them once (``screening embed``)
 and keeps them in its ``cache`` table; only records added later are embedded again.
 
@@ -23,10 +23,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, MissingDependency
+
+if TYPE_CHECKING:
+    from .onnx_model import OnnxSentenceModel
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 INSTALL_HINT = (
@@ -114,27 +118,31 @@ class SentenceEmbedder:
         self.config = config or EmbeddingConfig()
         self._model = None
 
-    def _load(self):
-        if self._model is None and self.config.backend == "onnx":
-            from .onnx_model import OnnxSentenceModel
-
-            precision = "int8" if self.config.precision == "auto" else self.config.precision
-            path = model_path(self.config.model)
-            self._model = OnnxSentenceModel(path, precision=precision, max_tokens=self.config.max_tokens)
+    def _load(self) -> OnnxSentenceModel | _TorchSentenceModel:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-            try:
-                import torch
-                from sentence_transformers import SentenceTransformer
-            except ImportError as e:
-                raise MissingDependency(f"embeddings need optional packages: {INSTALL_HINT}") from e
-            kwargs = {}
-            if self._use_bfloat16(torch):
-                kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
-            model = SentenceTransformer(str(model_path(self.config.model)), device="cpu", **kwargs)
-            model.max_seq_length = min(self.config.max_tokens, model.max_seq_length or self.config.max_tokens)
-            self._model = model
+            self._model = self._load_onnx() if self.config.backend == "onnx" else self._load_torch()
         return self._model
+
+    def _load_onnx(self) -> OnnxSentenceModel:
+        from .onnx_model import OnnxSentenceModel
+
+        precision = "int8" if self.config.precision == "auto" else self.config.precision
+        path = model_path(self.config.model)
+        return OnnxSentenceModel(path, precision=precision, max_tokens=self.config.max_tokens)
+
+    def _load_torch(self) -> _TorchSentenceModel:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise MissingDependency(f"embeddings need optional packages: {INSTALL_HINT}") from e
+        kwargs = {}
+        if self._use_bfloat16(torch):
+            kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
+        model = SentenceTransformer(str(model_path(self.config.model)), device="cpu", **kwargs)
+        model.max_seq_length = min(self.config.max_tokens, model.max_seq_length or self.config.max_tokens)
+        return _TorchSentenceModel(model)
 
     def _use_bfloat16(self, torch) -> bool:
         if self.config.precision != "auto":
@@ -144,28 +152,31 @@ class SentenceEmbedder:
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """One L2-normalised float32 row per text (empty texts give a zero row)."""
         model = self._load()
-        if self.config.backend == "onnx":
-            dimension, run = model.dimension, model.encode
-        else:
-            # sentence-transformers 5.x+ renamed the dimension getter; accept both.
-            getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            dimension = getter()
-
-            def run(batch: list[str], batch_size: int) -> np.ndarray:
-                return model.encode(batch, batch_size=batch_size, normalize_embeddings=True)
-
-        out = np.zeros((len(texts), dimension), dtype=np.float32)
+        out = np.zeros((len(texts), model.dimension), dtype=np.float32)
         filled = [i for i, t in enumerate(texts) if t and t.strip()]
         step = max(self.config.batch_size * 32, 1)
         for start in range(0, len(filled), step):
             rows = filled[start : start + step]
-            vectors = np.asarray(run([texts[i] for i in rows], self.config.batch_size), dtype=np.float32)
+            vectors = np.asarray(model.encode([texts[i] for i in rows], self.config.batch_size), dtype=np.float32)
             # normalised here in float32: the ONNX graph returns the pooled mean as it is, and
             # bfloat16 leaves norms up to 0.5% off 1
             out[rows] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             if progress is not None:
                 progress(len(rows))
         return out
+
+
+class _TorchSentenceModel:
+    """A sentence-transformers model behind the same two members as ``OnnxSentenceModel``."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        # sentence-transformers 5.x+ renamed the dimension getter; accept both.
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dimension = int(getter())
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True)
 
 
 def record_texts(titles: Sequence[str], abstracts: Sequence[str]) -> list[str]:

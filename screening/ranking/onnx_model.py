@@ -31,8 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, MissingDependency
+from .embeddings import PRECISIONS
 
-ONNX_PRECISIONS = ("int8", "float32")
+# the precisions an export is made in (EmbeddingConfig's "auto" means int8)
+ONNX_PRECISIONS = tuple(p for p in PRECISIONS["onnx"] if p != "auto")
 EXPORT_HINT = "the one-time ONNX export needs torch and transformers (pip install -r requirements-embeddings.txt)"
 RUNTIME_HINT = "the ONNX backend needs onnxruntime and tokenizers (pip install -r requirements-embeddings.txt)"
 OUTPUT = "sentence_embedding"
@@ -76,8 +78,8 @@ def exported_path(model_dir: Path, precision: str) -> Path:
     return cache_dir() / "onnx" / f"{model_dir.name}-{_model_key(model_dir)}" / f"model-{precision}.onnx"
 
 
-def _export_float32(model_dir: Path, out: Path) -> list[str]:
-    """Trace the transformer plus mean pooling to ``out``; returns the graph's input names."""
+def _export_float32(model_dir: Path, out: Path) -> None:
+    """Trace the transformer plus mean pooling to ``out`` (the graph takes the inputs the model takes)."""
     import inspect
 
     try:
@@ -118,7 +120,6 @@ def _export_float32(model_dir: Path, out: Path) -> list[str]:
             opset_version=17,
             dynamo=False,
         )
-    return names
 
 
 @contextmanager
