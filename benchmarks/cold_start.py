@@ -1,7 +1,7 @@
 """Cold start on real reviews: how soon the first includes come when nothing is labelled yet.
 
     .venv/bin/python benchmarks/cold_start.py [--shared ../shared] [--seeds 0-2] [--random-seeds 0-9]
-        [--out benchmarks/results/cold_start.md]
+        [--embeddings] [--out benchmarks/results/cold_start.md]
 
 For every review of the suite (BENCHMARK.md: 21 datasets), a project whose only topic text is the
 review's one-line ``topic`` from ``datasets/MANIFEST.csv``, and no label. Its order is the one the
@@ -13,7 +13,10 @@ the prior's order only: in a project the model takes over once an include and an
 - ``r10``: recall at 10% of the records (``round(0.1 * N)``), as in BENCHMARK.md;
 - ``rand``: the same for a random order, the mean over ``--random-seeds``.
 
-A topic line is not a Boolean query, so these numbers are the TF-IDF cosine prior. The demo
+A topic line is not a Boolean query, so these numbers are the TF-IDF cosine prior; with
+``--embeddings`` also the prior of a project with sentence embeddings, the cosine of each record's
+vector to the topic line's (:func:`screening.ranking.embeddings.topic_similarity`; the vectors are
+kept in ``benchmarks/work/embeddings``, shared with ``cross_validate.py``). The demo
 (``data/demo``) has a real PubMed query but no labels; for it the script counts the records in the
 first 20 / 40 that match every concept block, under the cosine prior and under the block prior.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -33,8 +37,12 @@ import pandas as pd
 from screening.errors import ConfigError
 from screening.ranking.active import ActiveLearner
 from screening.ranking.datasets import dataset_name, default_suite, parse_seeds, read_dataset
+from screening.ranking.embeddings import EmbeddingConfig, SentenceEmbedder, topic_similarity
 from screening.ranking.features import build_features
 from screening.ranking.query import RecordIndex, cold_start_scores
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cross_validate import review_embeddings  # the vectors kept for cross-validation, beside this file
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -74,13 +82,28 @@ def prior_order(matrix, prior: np.ndarray | None, seed: int) -> np.ndarray | Non
         return None
 
 
-def review_row(path: Path, topic: str, seeds: list[int], random_seeds: list[int]) -> dict:
+PRIORS = ("TF-IDF cosine", "sentence embeddings")
+
+
+def prior_stats(matrix, labels: np.ndarray, prior: np.ndarray | None, seeds: list[int]) -> Stats | None:
+    """The mean metrics of the prior's order over the tie-break ``seeds`` (None: nothing to rank by)."""
+    orders = [prior_order(matrix, prior, s) for s in seeds]
+    return mean_stats([order_stats(labels, o) for o in orders]) if orders[0] is not None else None
+
+
+def review_row(
+    path: Path, topic: str, seeds: list[int], random_seeds: list[int], embedder: SentenceEmbedder | None = None
+) -> dict:
     data = read_dataset(path)
     features = build_features(data.texts, titles=data.titles)
     index = lambda: RecordIndex(features, text_of=lambda rows: [data.texts[i] for i in rows])  # noqa: E731
-    prior = cold_start_scores(features, [topic], None, index)
-    orders = [prior_order(features.matrix, prior, s) for s in seeds]
-    tool = mean_stats([order_stats(data.labels, o) for o in orders if o is not None]) if orders[0] is not None else None
+    cosine = cold_start_scores(features, [topic], None, index)
+    tool = {PRIORS[0]: prior_stats(features.matrix, data.labels, cosine, seeds)}
+    if embedder is not None:
+        vectors, _ = review_embeddings(data, embedder.config)
+        semantic = topic_similarity(vectors, embedder, [topic])
+        prior = cold_start_scores(features, [topic], None, index, semantic)
+        tool[PRIORS[1]] = prior_stats(features.matrix, data.labels, prior, seeds)
     rand = mean_stats(
         [order_stats(data.labels, np.random.default_rng(s).permutation(data.n_records)) for s in random_seeds]
     )
@@ -91,13 +114,13 @@ def _cell(value: float, digits: int = 0) -> str:
     return "—" if value != value else f"{value:.{digits}f}"
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], prior: str) -> str:
     lines = [
         "| dataset | N | R | first | rand first | @20 | rand @20 | @50 | rand @50 | r10 | rand r10 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        t, r = row["tool"], row["rand"]
+        t, r = row["tool"][prior], row["rand"]
         if t is None:
             t = Stats(float("nan"), float("nan"), float("nan"), float("nan"))
         lines.append(
@@ -108,8 +131,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def summary(rows: list[dict]) -> str:
-    tool = [r["tool"] for r in rows if r["tool"] is not None]
+def summary(rows: list[dict], prior: str) -> str:
+    tool = [r["tool"][prior] for r in rows if r["tool"][prior] is not None]
     rand = [r["rand"] for r in rows]
     firsts = [t.first for t in tool if t.first == t.first]
     top10 = sum(t.first <= 10 for t in tool)
@@ -164,20 +187,20 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
     parser.add_argument("--seeds", default="0-2", help="tie-break seeds of the prior order")
     parser.add_argument("--random-seeds", default="0-9")
+    parser.add_argument(
+        "--embeddings", action="store_true", help="also the prior of a project with sentence embeddings (ONNX int8)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "cold_start.md")
     args = parser.parse_args()
     datasets = args.shared / "datasets"
     topics = pd.read_csv(datasets / "MANIFEST.csv").set_index("name")["topic"].to_dict()
     seeds, random_seeds = parse_seeds(args.seeds), parse_seeds(args.random_seeds)
-    rows = [review_row(p, topics[dataset_name(p)], seeds, random_seeds) for p in default_suite(datasets)]
-    text = "\n\n".join(
-        [
-            f"# Cold start: topic line only, no labels ({date.today()})",
-            table(rows),
-            summary(rows),
-            demo_section(),
-        ]
-    )
+    embedder = SentenceEmbedder(EmbeddingConfig(precision="int8")) if args.embeddings else None
+    rows = [review_row(p, topics[dataset_name(p)], seeds, random_seeds, embedder) for p in default_suite(datasets)]
+    sections = [f"# Cold start: topic line only, no labels ({date.today()})"]
+    for prior in PRIORS[: 2 if embedder else 1]:
+        sections += [f"## Prior: {prior}", table(rows, prior), summary(rows, prior)]
+    text = "\n\n".join([*sections, demo_section()])
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n", encoding="utf-8")

@@ -145,6 +145,11 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "C0.2+emb": {"C": 0.2, "embedding_weight": 0.3, "neighbour_weight": 1.0, "embeddings": "onnx-int8"},
     "C0.2+emb-torch": {"C": 0.2, "embedding_weight": 0.3, "neighbour_weight": 1.0, "embeddings": "torch-float32"},
     "C0.2+emb0.5": {"C": 0.2, "embedding_weight": 0.5, "neighbour_weight": 1.0, "embeddings": "onnx-int8"},
+    # seventh round (issue 16, item 2): fusion with a differently biased model, an SVM on words
+    # and word bigrams without character n-grams (elas_u4's features), as z-scores
+    "C0.2+phrases": {"C": 0.2, "phrase_weight": 1.0, "features": {"phrases": True}},
+    "C0.2+phrases0.5": {"C": 0.2, "phrase_weight": 0.5, "features": {"phrases": True}},
+    "C0.2+phrases-C0.11": {"C": 0.2, "phrase_weight": 1.0, "phrase_C": 0.11, "features": {"phrases": True}},
 }
 
 
@@ -207,7 +212,7 @@ def feature_config(name: str) -> FeatureConfig:
 
 
 # Settings added after the first cached runs: left out of the key while off, so those runs keep theirs.
-LATER_OPTIONS_OFF: dict[str, object] = {"word_weight": 0.0}
+LATER_OPTIONS_OFF: dict[str, object] = {"word_weight": 0.0, "phrase_weight": 0.0, "phrase_C": 0.2}
 
 
 def cache_key(config: LearnerConfig, features: FeatureConfig, embeddings: EmbeddingConfig | None = None) -> str:

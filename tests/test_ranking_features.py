@@ -90,3 +90,13 @@ def test_tiny_projects_still_get_features() -> None:
     two = build_features(["ketamine pain", "ketamine rats"], titles=["ketamine", "ketamine"])
     assert set(two.vocabulary) == {"pain", "rats"}
     assert two.model_matrix.shape[0] == 2
+
+
+def test_topic_sentence_keeps_the_words_of_a_boolean_query() -> None:
+    from screening.ranking.features import topic_sentence
+
+    query = '(psilocybin[tiab] OR LSD*) AND "cluster headache"[MeSH Terms] NOT rats'
+    assert topic_sentence([query, "", "Adults with chronic pain"]) == (
+        "psilocybin LSD cluster headache rats. Adults with chronic pain"
+    )
+    assert topic_sentence(["", "AND OR"]) == ""

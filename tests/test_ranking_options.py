@@ -165,3 +165,60 @@ def test_word_bigrams_add_a_block_to_the_model_matrix_only(donners, features) ->
 
 def sp_row_norms(m) -> np.ndarray:
     return np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+
+
+def test_phrase_matrix_holds_words_and_bigrams_without_character_ngrams(donners, features) -> None:
+    from screening.ranking.features import FeatureConfig, TextFeatures
+
+    assert features.phrase_matrix is None  # off by default
+    config = FeatureConfig(phrases=True)
+    with_phrases = build_features(donners.texts, config, titles=donners.titles)
+    # the similarity and model matrices are those of the default features
+    assert (with_phrases.matrix != features.matrix).nnz == 0
+    assert (with_phrases.model_matrix != features.model_matrix).nnz == 0
+    pairs = build_features(donners.texts, FeatureConfig(word_bigrams=True), titles=donners.titles)
+    n_words, n_chars = features.matrix.shape[1], features.model_matrix.shape[1] - features.matrix.shape[1]
+    phrases = with_phrases.phrase_matrix
+    # words (+title) then the same bigram columns as the model matrix with bigrams, no n-grams
+    assert phrases.shape[1] == pairs.model_matrix.shape[1] - n_chars
+    assert np.allclose(sp_row_norms(phrases), 1.0, atol=1e-5)
+    words_part = phrases[:, :n_words].toarray()
+    scale = np.linalg.norm(words_part, axis=1, keepdims=True)
+    assert np.allclose(words_part, features.matrix.toarray() * scale, atol=1e-5)  # same direction
+    # a word pair is a column of its own, which the word columns alone cannot tell apart
+    assert phrases[:, n_words:].nnz > 0
+    again = TextFeatures.from_bytes(with_phrases.to_bytes(), config)
+    assert (again.phrase_matrix != phrases).nnz == 0
+    assert "phrases" not in FeatureConfig().to_dict()  # old caches keep their keys
+
+
+def test_phrase_model_fits_on_the_phrase_matrix_and_needs_it(donners, features) -> None:
+    from screening.errors import ConfigError
+    from screening.ranking.features import FeatureConfig
+
+    with_phrases = build_features(donners.texts, FeatureConfig(phrases=True), titles=donners.titles)
+    config = LearnerConfig(phrase_weight=1.0, phrase_C=0.11)
+    with pytest.raises(ConfigError, match=r"phrase_matrix.*FeatureConfig\(phrases=True\)"):
+        ActiveLearner(features.matrix, model_matrix=features.model_matrix, config=config)
+    labels = _screened_part_way(donners)
+
+    def fitted(cfg: LearnerConfig) -> ActiveLearner:
+        learner = ActiveLearner(
+            with_phrases.matrix,
+            model_matrix=with_phrases.model_matrix,
+            phrase_matrix=with_phrases.phrase_matrix,
+            config=cfg,
+            seed=0,
+        )
+        learner.set_labels(labels)
+        learner.scores()
+        return learner
+
+    learner = fitted(config)
+    weight, model = learner.side_models_["phrases"]
+    assert weight == 1.0 and model.C == 0.11
+    assert model.n_features_in_ == with_phrases.phrase_matrix.shape[1]
+    plain = fitted(LearnerConfig())
+    assert not np.allclose(learner.scores(), plain.scores())
+    assert np.array_equal(learner.ranked(), fitted(config).ranked())
+    assert _mean_include_rank(learner, donners.labels) < 0.3  # chance is 0.5

@@ -94,6 +94,8 @@ def test_not_blocks() -> None:
     assert query is not None
     assert [_block_words(b) for b in query.blocks] == [["ketamine", "lsd"], ["pain"]]
     assert [_block_words(b) for b in query.excluded] == [["rats", "mice"]]
+    # as text for an embedding model: the wanted blocks only, the NOT-ed ones left out
+    assert query.sentence() == "ketamine or lsd; pain"
     inner = parse_query("(pain NOT cancer) AND ketamine")
     assert inner is not None and len(inner.blocks) == 2 and inner.excluded == (parse_query("a NOT cancer").excluded)
 

@@ -71,6 +71,10 @@ class LearnerConfig:
     logistic_weight: float = 0.0
     logistic_C: float = 1.0
     word_weight: float = 0.0
+    # Weight of a second SVM (C = ``phrase_C``) on the phrase matrix (words and word bigrams,
+    # no character n-grams: ``FeatureConfig.phrases``), fused with the first as z-scores.
+    phrase_weight: float = 0.0
+    phrase_C: float = 0.2
 
     @classmethod
     def with_embeddings(cls, **changes: object) -> LearnerConfig:
@@ -90,11 +94,14 @@ class LearnerConfig:
     def side_models(self, seed: int) -> dict[str, tuple[float, BaseEstimator]]:
         """The models scored beside the SVM, by name: (weight, unfitted estimator).
 
-        "words" learns on the word matrix, the others on the model matrix.
+        "words" learns on the word matrix, "phrases" on the phrase matrix, the others on the
+        model matrix.
         """
         models: dict[str, tuple[float, BaseEstimator]] = {}
         if self.word_weight > 0:
             models["words"] = (self.word_weight, self.model(seed))
+        if self.phrase_weight > 0:
+            models["phrases"] = (self.phrase_weight, clone(self.model(seed)).set_params(C=self.phrase_C))
         if self.nb_weight > 0:
             models["nb"] = (self.nb_weight, MultinomialNB(alpha=NB_ALPHA, fit_prior=False))
         if self.logistic_weight > 0:
@@ -155,6 +162,7 @@ class ActiveLearner:
         seed: int = 0,
         model_matrix: sp.csr_matrix | None = None,
         embeddings: np.ndarray | None = None,
+        phrase_matrix: sp.csr_matrix | None = None,
     ) -> None:
         self.config = config or LearnerConfig()
         check_strategy(self.config.strategy, self.config.random_share)
@@ -163,6 +171,13 @@ class ActiveLearner:
         self.model_matrix = self.matrix if model_matrix is None else sp.csr_matrix(model_matrix)
         if self.model_matrix.shape[0] != n:
             raise ConfigError(f"model_matrix: has {self.model_matrix.shape[0]} rows for {n} records")
+        self.phrase_matrix = None if phrase_matrix is None else sp.csr_matrix(phrase_matrix)
+        if self.config.phrase_weight > 0 and (self.phrase_matrix is None or self.phrase_matrix.shape[0] != n):
+            got = "none" if self.phrase_matrix is None else f"{self.phrase_matrix.shape[0]} rows"
+            raise ConfigError(
+                f"phrase_matrix: phrase_weight > 0 needs one row per record ({n}), got {got}; "
+                "build the features with FeatureConfig(phrases=True)"
+            )
         if embeddings is not None and len(embeddings) != n:
             raise ConfigError(f"embeddings: has {len(embeddings)} rows for {n} records")
         self.embeddings = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
@@ -242,7 +257,7 @@ class ActiveLearner:
             scores = self.model_.decision_function(self.model_matrix)
             parts = []
             for name, (weight, model) in self.side_models_.items():
-                X = self.matrix if name == "words" else self.model_matrix
+                X = {"words": self.matrix, "phrases": self.phrase_matrix}.get(name, self.model_matrix)
                 model.fit(X[rows], y)
                 parts.append((weight, _decision(model, X)))
             if self.embeddings is not None and self.config.embedding_weight > 0:

@@ -61,6 +61,10 @@ class FeatureConfig:
     word_bigrams: bool = False
     bigram_min_df: int = 2
     bigram_weight: float = 1.0
+    # A third matrix for a side model (``LearnerConfig.phrase_weight``): the word (+title)
+    # matrix with the word bigrams beside it and no character n-grams, the features of
+    # ASReview's elas_u4, so the two models err differently (docs/ranking.md, seventh round).
+    phrases: bool = False
 
     def vectorizer(self) -> TfidfVectorizer:
         """A word vectorizer with these settings (fitted ones get ``vocabulary_`` and ``idf_``)."""
@@ -73,10 +77,12 @@ class FeatureConfig:
         )
 
     def to_dict(self) -> dict[str, object]:
-        """The settings; the bigram ones only when bigrams are on, so caches keyed on the
+        """The settings; the bigram ones only when bigrams are used, so caches keyed on the
         settings of earlier versions stay valid."""
         settings = asdict(self)
-        if not self.word_bigrams:
+        if not self.phrases:
+            del settings["phrases"]
+        if not (self.word_bigrams or self.phrases):
             for name in ("word_bigrams", "bigram_min_df", "bigram_weight"):
                 del settings[name]
         return settings
@@ -109,6 +115,7 @@ class TextFeatures:
     idf: np.ndarray
     config: FeatureConfig
     counts: TokenCounts
+    phrase_matrix: sp.csr_matrix | None = None  # with ``FeatureConfig.phrases``
 
     @property
     def words(self) -> sp.csr_matrix:
@@ -192,7 +199,7 @@ def count_tokens(
         ngrams = (config.char_min_n, max(config.char_min_n, config.char_max_n))
         char_map, _ = _term_map(terms, TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).build_analyzer())
     bigrams = None
-    if config.word_bigrams:
+    if config.word_bigrams or config.phrases:
         pairs = CountVectorizer(ngram_range=(2, 2), min_df=max(1, config.bigram_min_df), dtype=np.float32)
         try:
             bigrams = sp.csr_matrix(pairs.fit_transform(texts))
@@ -275,14 +282,19 @@ def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) ->
         counts.char_map = sp.csr_matrix(counts.char_map[:, keep_chars])
         if keep_chars.size:
             blocks.append(chars)
-    if config.word_bigrams and counts.bigrams is not None and counts.bigrams.shape[1]:
+    pairs = None
+    if (config.word_bigrams or config.phrases) and counts.bigrams is not None and counts.bigrams.shape[1]:
         pairs, keep_pairs, _ = _tfidf(
             sp.csr_matrix(counts.bigrams, copy=True), config.bigram_min_df, config.char_max_df, config.sublinear_tf
         )
-        if keep_pairs.size:
-            blocks.append(pairs * config.bigram_weight)
+        pairs = pairs * config.bigram_weight if keep_pairs.size else None
+    if config.word_bigrams and pairs is not None:
+        blocks.append(pairs)
     model_matrix = matrix if len(blocks) == 1 else _stack(blocks, dtype)
-    return TextFeatures(matrix, model_matrix, vocabulary, idf.astype(np.float64), config, counts)
+    phrase_matrix = None
+    if config.phrases:
+        phrase_matrix = matrix if pairs is None else _stack([matrix, pairs], dtype)
+    return TextFeatures(matrix, model_matrix, vocabulary, idf.astype(np.float64), config, counts, phrase_matrix)
 
 
 def build_features(
@@ -298,6 +310,13 @@ def clean_query(text: str) -> str:
     """Strip Boolean operators, field tags and stop words from a search query or criteria text."""
     words = re.findall(r"\w+", QUERY_NOISE.sub(" ", text))
     return " ".join(w for w in words if w.lower() not in ENGLISH_STOP_WORDS)
+
+
+def topic_sentence(texts: Sequence[str]) -> str:
+    """The topic texts as one sentence for a sentence-embedding model: Boolean operators,
+    field tags and truncation marks dropped, the words (stop words too) kept in order."""
+    parts = (" ".join(QUERY_NOISE.sub(" ", t).split()) for t in texts if t)
+    return ". ".join(p for p in parts if p)
 
 
 def query_similarity(features: TextFeatures, texts: Sequence[str]) -> np.ndarray | None:

@@ -25,7 +25,7 @@ from ..schema import CacheEntry, Record, Source, Stage
 from ..snapshot import read_stage
 from ..store import Store
 from .active import ActiveLearner, LearnerConfig, check_strategy
-from .embeddings import EmbeddingConfig, SentenceEmbedder, record_texts
+from .embeddings import EmbeddingConfig, SentenceEmbedder, record_texts, topic_similarity
 from .features import FeatureConfig, TextFeatures, build_features
 from .query import BooleanQuery, RecordIndex, cold_start_scores, concept_query
 
@@ -248,14 +248,30 @@ def _record_index(store: Store, features: TextFeatures) -> RecordIndex:
     return RecordIndex(features, text_of=lambda found: [texts[i] for i in found], subjects=subjects)
 
 
-def cold_start_prior(store: Store, features: TextFeatures, query: BooleanQuery | None = None) -> np.ndarray | None:
+def cold_start_prior(
+    store: Store,
+    features: TextFeatures,
+    query: BooleanQuery | None = None,
+    *,
+    embeddings: np.ndarray | None = None,
+    embedder: SentenceEmbedder | None = None,
+) -> np.ndarray | None:
     """Scores before the model can learn: concept blocks of a Boolean query, else cosine to the topic text.
 
     With a query of two or more AND-ed blocks, a record matching every block ranks above one
     matching fewer, and the cosine orders records within a block count; otherwise the cosine alone.
+    With ``embeddings`` (the records' vectors, in id order) and their ``embedder``, the cosine is
+    that of the sentence embeddings, else of the TF-IDF words.
     """
     query = query or concept_query(store.get_setting("query"))
-    return cold_start_scores(features, topic_text(store), query, lambda: _record_index(store, features))
+    texts = topic_text(store)
+    semantic = None
+    if embeddings is not None:
+        raw = store.get_setting("query")
+        # the model reads the query's wanted concepts, not its operators and NOT-ed terms
+        wanted = [query.sentence() if query is not None and t == raw else t for t in texts]
+        semantic = topic_similarity(embeddings, embedder or SentenceEmbedder(), wanted)
+    return cold_start_scores(features, texts, query, lambda: _record_index(store, features), semantic)
 
 
 @dataclass(frozen=True)
@@ -297,15 +313,16 @@ class ProjectRanker:
     def _load(self) -> None:
         self.ids, self.features = load_features(self.store, self.feature_config)
         self._row = {int(rid): i for i, rid in enumerate(self.ids)}
-        prior = cold_start_prior(self.store, self.features)
         if self.use_embeddings:
             self.embedder = self.embedder or project_embedder(self.store)
             self.embeddings = load_embeddings(self.store, self.ids, self.embedder)
         else:
             self.embeddings = None
+        prior = cold_start_prior(self.store, self.features, embeddings=self.embeddings, embedder=self.embedder)
         self.learner = ActiveLearner(
             self.features.matrix,
             model_matrix=self.features.model_matrix,
+            phrase_matrix=self.features.phrase_matrix,
             config=self.config,
             prior_scores=prior,
             seed=self.seed,

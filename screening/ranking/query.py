@@ -122,6 +122,13 @@ class BooleanQuery:
     def terms(self) -> list[Term]:
         return [t for block in self.blocks + self.excluded for t in _terms(block)]
 
+    def sentence(self) -> str:
+        """The wanted concepts as plain text for a sentence-embedding model, one clause per
+        block ("psilocybin or lsd; cluster headache or migraine"); the NOT-ed blocks left out,
+        as an embedding cannot say "not"."""
+        clauses = (" or ".join(" ".join(w for w, _ in t.words) for t in _terms(block)) for block in self.blocks)
+        return "; ".join(c for c in clauses if c)
+
 
 def _terms(expr: Expr) -> list[Term]:
     if isinstance(expr, Term):
@@ -426,12 +433,16 @@ def cold_start_scores(
     topic_texts: Sequence[str],
     query: BooleanQuery | None,
     index: Callable[[], RecordIndex],
+    semantic: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The prior before any include: blocks of ``query`` (when given) over the cosine to the topic, else the cosine.
 
-    ``index`` is called only when there is a query, so a project without one reads no extra columns.
+    ``semantic`` (the cosine of each record's sentence embedding to the topic's, when the
+    project uses embeddings) replaces the TF-IDF cosine: it found the first include sooner
+    on the suite (docs/ranking.md, seventh round). ``index`` is called only when there is a
+    query, so a project without one reads no extra columns.
     """
-    cosine = query_similarity(features, topic_texts)
+    cosine = query_similarity(features, topic_texts) if semantic is None else semantic
     if query is None:
         return cosine
     return boolean_prior(query, index(), cosine)
