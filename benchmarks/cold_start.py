@@ -198,7 +198,7 @@ def main() -> None:
     embedder = SentenceEmbedder(EmbeddingConfig(precision="int8")) if args.embeddings else None
     rows = [review_row(p, topics[dataset_name(p)], seeds, random_seeds, embedder) for p in default_suite(datasets)]
     sections = [f"# Cold start: topic line only, no labels ({date.today()})"]
-    for prior in PRIORS[: 2 if embedder else 1]:
+    for prior in rows[0]["tool"]:  # the priors measured, in PRIORS order
         sections += [f"## Prior: {prior}", table(rows, prior), summary(rows, prior)]
     text = "\n\n".join([*sections, demo_section()])
     print(text)

@@ -101,7 +101,7 @@ class LearnerConfig:
         if self.word_weight > 0:
             models["words"] = (self.word_weight, self.model(seed))
         if self.phrase_weight > 0:
-            models["phrases"] = (self.phrase_weight, clone(self.model(seed)).set_params(C=self.phrase_C))
+            models["phrases"] = (self.phrase_weight, self.model(seed).set_params(C=self.phrase_C))
         if self.nb_weight > 0:
             models["nb"] = (self.nb_weight, MultinomialNB(alpha=NB_ALPHA, fit_prior=False))
         if self.logistic_weight > 0:

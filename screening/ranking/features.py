@@ -66,6 +66,11 @@ class FeatureConfig:
     # ASReview's elas_u4, so the two models err differently (docs/ranking.md, seventh round).
     phrases: bool = False
 
+    @property
+    def uses_bigrams(self) -> bool:
+        """Whether word bigrams are counted: for the model matrix or the phrase matrix."""
+        return self.word_bigrams or self.phrases
+
     def vectorizer(self) -> TfidfVectorizer:
         """A word vectorizer with these settings (fitted ones get ``vocabulary_`` and ``idf_``)."""
         return TfidfVectorizer(
@@ -82,7 +87,7 @@ class FeatureConfig:
         settings = asdict(self)
         if not self.phrases:
             del settings["phrases"]
-        if not (self.word_bigrams or self.phrases):
+        if not self.uses_bigrams:
             for name in ("word_bigrams", "bigram_min_df", "bigram_weight"):
                 del settings[name]
         return settings
@@ -199,7 +204,7 @@ def count_tokens(
         ngrams = (config.char_min_n, max(config.char_min_n, config.char_max_n))
         char_map, _ = _term_map(terms, TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).build_analyzer())
     bigrams = None
-    if config.word_bigrams or config.phrases:
+    if config.uses_bigrams:
         pairs = CountVectorizer(ngram_range=(2, 2), min_df=max(1, config.bigram_min_df), dtype=np.float32)
         try:
             bigrams = sp.csr_matrix(pairs.fit_transform(texts))
@@ -283,7 +288,7 @@ def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) ->
         if keep_chars.size:
             blocks.append(chars)
     pairs = None
-    if (config.word_bigrams or config.phrases) and counts.bigrams is not None and counts.bigrams.shape[1]:
+    if config.uses_bigrams and counts.bigrams is not None and counts.bigrams.shape[1]:
         pairs, keep_pairs, _ = _tfidf(
             sp.csr_matrix(counts.bigrams, copy=True), config.bigram_min_df, config.char_max_df, config.sublinear_tf
         )
