@@ -38,7 +38,7 @@ from screening.errors import ConfigError
 from screening.ranking.active import ActiveLearner
 from screening.ranking.datasets import dataset_name, default_suite, parse_seeds, read_dataset
 from screening.ranking.embeddings import EmbeddingConfig, SentenceEmbedder, topic_similarity
-from screening.ranking.features import build_features
+from screening.ranking.features import TextFeatures, build_features
 from screening.ranking.query import RecordIndex, cold_start_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,9 +73,9 @@ def mean_stats(runs: list[Stats]) -> Stats:
     return Stats(*(float(np.mean([getattr(r, f) for r in runs])) for f in ("first", "at20", "at50", "recall10")))
 
 
-def prior_order(matrix, prior: np.ndarray | None, seed: int) -> np.ndarray | None:
+def prior_order(features: TextFeatures, prior: np.ndarray | None, seed: int) -> np.ndarray | None:
     """The order ``ActiveLearner`` offers before any label (None when there is nothing to rank by)."""
-    learner = ActiveLearner(matrix, prior_scores=prior, seed=seed)
+    learner = ActiveLearner.from_features(features, prior_scores=prior, seed=seed)
     try:
         return learner.ranked()
     except ConfigError:
@@ -85,9 +85,9 @@ def prior_order(matrix, prior: np.ndarray | None, seed: int) -> np.ndarray | Non
 PRIORS = ("TF-IDF cosine", "sentence embeddings")
 
 
-def prior_stats(matrix, labels: np.ndarray, prior: np.ndarray | None, seeds: list[int]) -> Stats | None:
+def prior_stats(features: TextFeatures, labels: np.ndarray, prior: np.ndarray | None, seeds: list[int]) -> Stats | None:
     """The mean metrics of the prior's order over the tie-break ``seeds`` (None: nothing to rank by)."""
-    orders = [prior_order(matrix, prior, s) for s in seeds]
+    orders = [prior_order(features, prior, s) for s in seeds]
     return mean_stats([order_stats(labels, o) for o in orders]) if orders[0] is not None else None
 
 
@@ -98,12 +98,12 @@ def review_row(
     features = build_features(data.texts, titles=data.titles)
     index = lambda: RecordIndex(features, text_of=lambda rows: [data.texts[i] for i in rows])  # noqa: E731
     cosine = cold_start_scores(features, [topic], None, index)
-    tool = {PRIORS[0]: prior_stats(features.matrix, data.labels, cosine, seeds)}
+    tool = {PRIORS[0]: prior_stats(features, data.labels, cosine, seeds)}
     if embedder is not None:
         vectors, _ = review_embeddings(data, embedder.config)
         semantic = topic_similarity(vectors, embedder, [topic])
         prior = cold_start_scores(features, [topic], None, index, semantic)
-        tool[PRIORS[1]] = prior_stats(features.matrix, data.labels, prior, seeds)
+        tool[PRIORS[1]] = prior_stats(features, data.labels, prior, seeds)
     rand = mean_stats(
         [order_stats(data.labels, np.random.default_rng(s).permutation(data.n_records)) for s in random_seeds]
     )
@@ -165,8 +165,8 @@ def demo_section() -> str:
             query = concept_query(store.get_setting("query"))
             index = _record_index(store, ranker.features)
             every = block_matches(query, index)[0].all(axis=1)
-            matrix = ranker.features.matrix
-            old = prior_order(matrix, cold_start_scores(ranker.features, topic_text(store), None, lambda: index), 0)
+            cosine = cold_start_scores(ranker.features, topic_text(store), None, lambda: index)
+            old = prior_order(ranker.features, cosine, 0)
             new = np.asarray([ranker._row[r.record_id] for r in ranker.ranking()])
         finally:
             store.close()

@@ -80,7 +80,11 @@ REFERENCE: dict[str, object] = {
     "refit_share": 0.1,
     "refit_on_include": False,
     "neighbour_weight": 0.5,
+    "phrase_weight": 0.0,
+    "phrase_C": 0.2,
 }
+# FeatureConfig's settings of the same default, which later rounds changed.
+FEATURE_REFERENCE: dict[str, object] = {"phrases": "off"}
 
 # name -> changes to REFERENCE. Cheap, plausible settings and the ideas of issue 16.
 CANDIDATES: dict[str, dict[str, object]] = {
@@ -147,9 +151,13 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "C0.2+emb0.5": {"C": 0.2, "embedding_weight": 0.5, "neighbour_weight": 1.0, "embeddings": "onnx-int8"},
     # seventh round (issue 16, item 2): fusion with a differently biased model, an SVM on words
     # and word bigrams without character n-grams (elas_u4's features), as z-scores
-    "C0.2+phrases": {"C": 0.2, "phrase_weight": 1.0, "features": {"phrases": True}},
-    "C0.2+phrases0.5": {"C": 0.2, "phrase_weight": 0.5, "features": {"phrases": True}},
-    "C0.2+phrases-C0.11": {"C": 0.2, "phrase_weight": 1.0, "phrase_C": 0.11, "features": {"phrases": True}},
+    "C0.2+phrases": {"C": 0.2, "phrase_weight": 1.0, "features": {"phrases": "stacked"}},
+    "C0.2+phrases0.5": {"C": 0.2, "phrase_weight": 0.5, "features": {"phrases": "stacked"}},
+    "C0.2+phrases-C0.11": {"C": 0.2, "phrase_weight": 1.0, "phrase_C": 0.11, "features": {"phrases": "stacked"}},
+    # eighth round: the side model on elas_u4's own features (words and bigrams in one TF-IDF
+    # vocabulary, no title columns) with elas_u4's C
+    "C0.2+elas1": {"C": 0.2, "phrase_weight": 1.0, "phrase_C": 0.11, "features": {"phrases": "joint"}},
+    "C0.2+elas0.5": {"C": 0.2, "phrase_weight": 0.5, "phrase_C": 0.11, "features": {"phrases": "joint"}},
 }
 
 
@@ -207,8 +215,8 @@ def review_embeddings(
 
 
 def feature_config(name: str) -> FeatureConfig:
-    """The candidate's features: FeatureConfig's defaults with its ``"features"`` changes."""
-    return FeatureConfig(**CANDIDATES[name].get("features", {}))
+    """The candidate's features: the reference features with its ``"features"`` changes."""
+    return FeatureConfig(**{**FEATURE_REFERENCE, **CANDIDATES[name].get("features", {})})
 
 
 # Settings added after the first cached runs: left out of the key while off, so those runs keep theirs.

@@ -87,7 +87,7 @@ def test_learner_adds_the_embedding_svm_only_when_weighted(antihistamines, vecto
     seen = np.r_[np.flatnonzero(labels == 1)[:3], np.flatnonzero(labels == 0)[:30]]
 
     def scores(config: LearnerConfig, embeddings: np.ndarray | None) -> ActiveLearner:
-        learner = ActiveLearner(feats.matrix, model_matrix=feats.model_matrix, config=config, embeddings=embeddings)
+        learner = ActiveLearner.from_features(feats, config=config, embeddings=embeddings)
         learner.set_labels({int(i): int(labels[i]) for i in seen})
         learner.scores()
         return learner
@@ -107,7 +107,7 @@ def test_learner_adds_the_embedding_svm_only_when_weighted(antihistamines, vecto
 def test_bad_settings_name_the_field(antihistamines, vectors) -> None:
     feats = build_features(antihistamines.texts, FeatureConfig(), titles=antihistamines.titles)
     with pytest.raises(ConfigError, match="embeddings: has 10 rows for 310 records"):
-        ActiveLearner(feats.matrix, embeddings=vectors[:10])
+        ActiveLearner.from_features(feats, embeddings=vectors[:10])
     with pytest.raises(ConfigError, match="precision"):
         EmbeddingConfig(precision="int4")
     with pytest.raises(ConfigError, match="sentence-transformers folder"):

@@ -38,7 +38,7 @@ def _screened_part_way(donners, n_includes: int = 5, n_excludes: int = 60) -> di
 
 
 def _learner(features, config: LearnerConfig, labels: dict[int, int], seed: int = 0) -> ActiveLearner:
-    learner = ActiveLearner(features.matrix, model_matrix=features.model_matrix, config=config, seed=seed)
+    learner = ActiveLearner.from_features(features, config=config, seed=seed)
     learner.set_labels(labels)
     learner.scores()
     return learner
@@ -109,12 +109,13 @@ def test_option_changes_the_ranking_and_still_finds_includes(donners, features, 
 def test_side_models_are_fitted_on_their_matrix(donners, features) -> None:
     config = LearnerConfig(nb_weight=0.5, logistic_weight=0.5, word_weight=0.5)
     learner = _learner(features, config, _screened_part_way(donners))
-    assert set(learner.side_models_) == {"nb", "logistic", "words"}
+    assert set(learner.side_models_) == {"nb", "logistic", "words", "phrases"}  # phrases: on by default
     for name, (_, model) in learner.side_models_.items():
-        matrix = features.matrix if name == "words" else features.model_matrix
+        matrix = {"words": features.matrix, "phrases": features.phrase_matrix}.get(name, features.model_matrix)
         assert model.n_features_in_ == matrix.shape[1]
     assert features.model_matrix.shape[1] > features.matrix.shape[1]  # the words model reads no n-grams
-    assert LearnerConfig().side_models(0) == {}  # off unless weighted
+    assert set(LearnerConfig().side_models(0)) == {"phrases"}  # the others are off unless weighted
+    assert LearnerConfig(phrase_weight=0.0).side_models(0) == {}
 
 
 def test_temporary_excludes_come_from_the_unscreened_pool(donners, features) -> None:
@@ -158,7 +159,7 @@ def test_word_bigrams_add_a_block_to_the_model_matrix_only(donners, features) ->
     assert (again.model_matrix != with_pairs.model_matrix).nnz == 0
     # and a learner on them still ranks the hidden includes above chance
     labels = _screened_part_way(donners)
-    learner = ActiveLearner(with_pairs.matrix, model_matrix=with_pairs.model_matrix, seed=0)
+    learner = ActiveLearner.from_features(with_pairs, seed=0)
     learner.set_labels(labels)
     assert _mean_include_rank(learner, donners.labels) < 0.5
 
@@ -170,8 +171,9 @@ def sp_row_norms(m) -> np.ndarray:
 def test_phrase_matrix_holds_words_and_bigrams_without_character_ngrams(donners, features) -> None:
     from screening.ranking.features import FeatureConfig, TextFeatures
 
-    assert features.phrase_matrix is None  # off by default
-    config = FeatureConfig(phrases=True)
+    off = FeatureConfig(phrases="off")
+    assert build_features(donners.texts, off, titles=donners.titles).phrase_matrix is None
+    config = FeatureConfig(phrases="stacked")
     with_phrases = build_features(donners.texts, config, titles=donners.titles)
     # the similarity and model matrices are those of the default features
     assert (with_phrases.matrix != features.matrix).nnz == 0
@@ -189,16 +191,39 @@ def test_phrase_matrix_holds_words_and_bigrams_without_character_ngrams(donners,
     assert phrases[:, n_words:].nnz > 0
     again = TextFeatures.from_bytes(with_phrases.to_bytes(), config)
     assert (again.phrase_matrix != phrases).nnz == 0
-    assert "phrases" not in FeatureConfig().to_dict()  # old caches keep their keys
+    assert "phrases" not in off.to_dict()  # caches of the settings before phrases keep their keys
+
+
+def test_joint_phrase_matrix_is_elas_u4s_tfidf_of_words_and_bigrams(donners, features) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from screening.errors import ConfigError
+    from screening.ranking.features import FeatureConfig, TextFeatures
+
+    config = FeatureConfig(phrases="joint")
+    joint = build_features(donners.texts, config, titles=donners.titles)
+    assert (joint.model_matrix != features.model_matrix).nnz == 0  # the classifier's own matrix is unchanged
+    expected = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95, dtype=np.float32)
+    reference = expected.fit_transform(donners.texts)
+    got = joint.phrase_matrix
+    # the same columns in another order: same shape, same non-zeros, same cosine between any two records
+    assert got.shape == reference.shape and got.nnz == reference.nnz
+    assert np.allclose((got @ got.T).toarray(), (reference @ reference.T).toarray(), atol=1e-5)
+    assert (TextFeatures.from_bytes(joint.to_bytes(), config).phrase_matrix != got).nnz == 0
+    # the stacked matrix still prunes its bigrams at bigram_min_df (2), the joint one keeps them all
+    stacked = build_features(donners.texts, FeatureConfig(phrases="stacked"), titles=donners.titles)
+    assert stacked.phrase_matrix.shape[1] - features.matrix.shape[1] < got.shape[1] - features.words.shape[1]
+    with pytest.raises(ConfigError, match="phrases: must be one of off, stacked, joint"):
+        FeatureConfig(phrases="yes")
 
 
 def test_phrase_model_fits_on_the_phrase_matrix_and_needs_it(donners, features) -> None:
     from screening.errors import ConfigError
     from screening.ranking.features import FeatureConfig
 
-    with_phrases = build_features(donners.texts, FeatureConfig(phrases=True), titles=donners.titles)
+    with_phrases = build_features(donners.texts, FeatureConfig(phrases="stacked"), titles=donners.titles)
     config = LearnerConfig(phrase_weight=1.0, phrase_C=0.11)
-    with pytest.raises(ConfigError, match=r"phrase_matrix.*FeatureConfig\(phrases=True\)"):
+    with pytest.raises(ConfigError, match=r'phrase_matrix.*FeatureConfig\(phrases="joint"\)'):
         ActiveLearner(features.matrix, model_matrix=features.model_matrix, config=config)
     labels = _screened_part_way(donners)
 

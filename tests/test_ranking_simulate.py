@@ -52,9 +52,9 @@ def test_first_choice_ignores_hidden_labels(donners) -> None:
 
 def test_learner_ranks_by_its_own_scores(donners) -> None:
     """The learner sees only the labels it is given: its ranking is a function of those."""
-    matrix = build_features(donners.texts).matrix
+    features = build_features(donners.texts)
     inc, exc = priors(donners.labels, 0)
-    learner = ActiveLearner(matrix, seed=0)
+    learner = ActiveLearner.from_features(features, seed=0)
     learner.set_label(inc, 1)
     learner.set_label(exc, 0)
     ranked = learner.ranked()
@@ -93,9 +93,9 @@ def test_simulate_command_names_a_bad_file(tmp_path: Path) -> None:
 
 
 def test_uncertainty_offers_the_closest_to_the_boundary(donners) -> None:
-    matrix = build_features(donners.texts).matrix
+    features = build_features(donners.texts)
     inc, exc = priors(donners.labels, 0)
-    learner = ActiveLearner(matrix, config=LearnerConfig(strategy="uncertainty"), seed=0)
+    learner = ActiveLearner.from_features(features, config=LearnerConfig(strategy="uncertainty"), seed=0)
     learner.set_label(inc, 1)
     learner.set_label(exc, 0)
     ranked = learner.ranked()
@@ -106,8 +106,8 @@ def test_uncertainty_offers_the_closest_to_the_boundary(donners) -> None:
 
 def test_refit_schedule_and_maybe(donners) -> None:
     """The schedule refits on time; a 'maybe' leaves the pool but never trains the model."""
-    matrix = build_features(donners.texts).matrix
-    learner = ActiveLearner(matrix, config=LearnerConfig(refit_share=0.5), seed=0)
+    features = build_features(donners.texts)
+    learner = ActiveLearner.from_features(features, config=LearnerConfig(refit_share=0.5), seed=0)
     pos, neg = np.flatnonzero(donners.labels == 1), np.flatnonzero(donners.labels == 0)
     learner.set_labels({int(pos[0]): 1, **{int(r): 0 for r in neg[:19]}})
     learner.scores()
@@ -131,10 +131,10 @@ def test_classifier_learns_on_the_model_matrix(donners) -> None:
     features = build_features(donners.texts, titles=donners.titles)
     assert features.model_matrix.shape[1] > features.matrix.shape[1]
     inc, exc = priors(donners.labels, 0)
-    learner = ActiveLearner(features.matrix, model_matrix=features.model_matrix, seed=0)
+    learner = ActiveLearner.from_features(features, seed=0)
     learner.set_labels({inc: 1, exc: 0})
     learner.scores()
     assert learner.model_.coef_.shape == (features.model_matrix.shape[1],)
     assert np.any(learner.model_.coef_[features.matrix.shape[1] :] != 0)
     with pytest.raises(ConfigError, match="model_matrix"):
-        ActiveLearner(features.matrix, model_matrix=features.model_matrix[:10], seed=0)
+        ActiveLearner(features.matrix, model_matrix=features.model_matrix[:10], phrase_matrix=features.phrase_matrix)

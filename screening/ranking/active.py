@@ -26,6 +26,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.naive_bayes import MultinomialNB
 
 from ..errors import ConfigError
+from .features import TextFeatures
 from .models import RelevanceClassifier
 
 STRATEGIES = ("relevance", "uncertainty", "mixed")
@@ -37,10 +38,12 @@ class LearnerConfig:
     """Saved settings of a ranking run: JSON-friendly, stored with results.
 
     The defaults were chosen by leave-one-review-out cross-validation over the 21-review suite
-    (``benchmarks/cross_validate.py``, docs/ranking.md "Fourth round"): a linear SVM (C=0.2,
-    includes weighted 9.8 times the balanced weight, as ASReview's elas_u4) on word and
-    character 4-gram features, plus the nearest-include similarity on the word features.
-    The other options below are off by default: none did better under cross-validation.
+    (``benchmarks/cross_validate.py``, docs/ranking.md "Fourth round" and "Eighth round"): a
+    linear SVM (C=0.2, includes weighted 9.8 times the balanced weight, as ASReview's elas_u4)
+    on word and character 4-gram features, fused at weight 0.5 with a second SVM (C=0.11) on
+    words and word bigrams (elas_u4's own features), plus the nearest-include similarity on the
+    word features. The other options below are off by default: none did better under
+    cross-validation.
     """
 
     loss: str = "squared_hinge"
@@ -72,14 +75,16 @@ class LearnerConfig:
     logistic_C: float = 1.0
     word_weight: float = 0.0
     # Weight of a second SVM (C = ``phrase_C``) on the phrase matrix (words and word bigrams,
-    # no character n-grams: ``FeatureConfig.phrases``), fused with the first as z-scores.
-    phrase_weight: float = 0.0
-    phrase_C: float = 0.2
+    # no character n-grams: ``FeatureConfig.phrases``), fused with the first as z-scores: the two
+    # models err on different records, so the fusion falls less far behind on any one review.
+    phrase_weight: float = 0.5
+    phrase_C: float = 0.11
 
     @classmethod
     def with_embeddings(cls, **changes: object) -> LearnerConfig:
-        """The settings measured best with sentence embeddings (docs/ranking.md, third round)."""
-        return cls(**{"embedding_weight": 0.3, "neighbour_weight": 1.0, **changes})
+        """The settings measured best with sentence embeddings (docs/ranking.md, third and sixth
+        rounds): without the phrase model, which was not measured beside the embeddings."""
+        return cls(**{"embedding_weight": 0.3, "neighbour_weight": 1.0, "phrase_weight": 0.0, **changes})
 
     def model(self, seed: int) -> RelevanceClassifier:
         return RelevanceClassifier(
@@ -176,7 +181,7 @@ class ActiveLearner:
             got = "none" if self.phrase_matrix is None else f"{self.phrase_matrix.shape[0]} rows"
             raise ConfigError(
                 f"phrase_matrix: phrase_weight > 0 needs one row per record ({n}), got {got}; "
-                "build the features with FeatureConfig(phrases=True)"
+                'build the features with FeatureConfig(phrases="joint") or phrases="stacked"'
             )
         if embeddings is not None and len(embeddings) != n:
             raise ConfigError(f"embeddings: has {len(embeddings)} rows for {n} records")
@@ -200,6 +205,11 @@ class ActiveLearner:
         self._order: np.ndarray | None = None
         self._cursor = 0
         self._stale = True
+
+    @classmethod
+    def from_features(cls, features: TextFeatures, **kwargs: object) -> ActiveLearner:
+        """A learner on every matrix of ``features``: similarity, classifier and phrase matrices."""
+        return cls(features.matrix, model_matrix=features.model_matrix, phrase_matrix=features.phrase_matrix, **kwargs)
 
     # -- labels --------------------------------------------------------------
     def set_label(self, index: int, value: int | None) -> None:

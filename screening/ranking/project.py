@@ -319,10 +319,8 @@ class ProjectRanker:
         else:
             self.embeddings = None
         prior = cold_start_prior(self.store, self.features, embeddings=self.embeddings, embedder=self.embedder)
-        self.learner = ActiveLearner(
-            self.features.matrix,
-            model_matrix=self.features.model_matrix,
-            phrase_matrix=self.features.phrase_matrix,
+        self.learner = ActiveLearner.from_features(
+            self.features,
             config=self.config,
             prior_scores=prior,
             seed=self.seed,

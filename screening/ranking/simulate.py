@@ -113,14 +113,7 @@ def simulate_dataset(
     start = time.perf_counter()
     prior_inc, prior_exc = prior_records or priors(data.labels, seed)
     feats = text_features or build_features(data.texts, features, titles=data.titles)
-    model = ActiveLearner(
-        feats.matrix,
-        model_matrix=feats.model_matrix,
-        config=learner,
-        seed=seed,
-        embeddings=embeddings,
-        phrase_matrix=feats.phrase_matrix,
-    )
+    model = ActiveLearner.from_features(feats, config=learner, seed=seed, embeddings=embeddings)
     model.set_label(prior_inc, 1)
     model.set_label(prior_exc, 0)
     order = [prior_inc, prior_exc]
