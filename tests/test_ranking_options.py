@@ -247,3 +247,20 @@ def test_phrase_model_fits_on_the_phrase_matrix_and_needs_it(donners, features) 
     assert not np.allclose(learner.scores(), plain.scores())
     assert np.array_equal(learner.ranked(), fitted(config).ranked())
     assert _mean_include_rank(learner, donners.labels) < 0.3  # chance is 0.5
+
+
+def test_bigram_counts_are_countvectorizers_in_another_column_order(donners) -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from screening.ranking.features import count_bigrams
+
+    for min_df in (1, 2):
+        got = count_bigrams(donners.texts, min_df)
+        reference = CountVectorizer(ngram_range=(2, 2), min_df=min_df).fit_transform(donners.texts)
+        assert got.shape == reference.shape and got.nnz == reference.nnz
+        assert np.array_equal((got @ got.T).toarray(), (reference @ reference.T).toarray())
+        assert np.array_equal(np.sort(got.sum(axis=0).A1), np.sort(reference.sum(axis=0).A1))
+    # a pair never spans two records; too few words or records give no bigram at all
+    assert count_bigrams(["alpha beta", "gamma delta"]).shape == (2, 2)
+    assert count_bigrams(["one", "", "x y"]) is None
+    assert count_bigrams(["alpha beta", "gamma delta"], min_df=2) is None
