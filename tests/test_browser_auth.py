@@ -27,6 +27,7 @@ from test_browser_e2e import (
     RENDER_TIMEOUT_MS,
     browser_missing,
     server_process,
+    shown_record,
     wait_for_next_record,
 )
 
@@ -109,13 +110,6 @@ def sign_in(page, url: str, sub: str) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name=sub, exact=True).click()  # the provider's predefined user
     page.wait_for_url(f"{url}/**")
-
-
-def shown_record(page) -> int:
-    caption = page.locator("[data-testid='stCaptionContainer']", has_text="Record ").first
-    caption.wait_for()
-    text = caption.inner_text().strip()
-    return int(text.split()[1])
 
 
 def main_text(page) -> str:

@@ -35,6 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT_S = 60
+ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots, and what a timed-out wait saw
 RENDER_TIMEOUT_MS = 60_000
 POLL_MS = 5  # how often the page is checked for the next record (also the benchmark's resolution)
 RECORD_CAPTION = re.compile(r"^Record (\d+)$")
@@ -147,8 +148,41 @@ def shown_record(page) -> int:
     return int(RECORD_CAPTION.match(caption.inner_text().strip()).group(1))
 
 
+def page_state(page) -> str:
+    """What a reviewer would see when a wait gives up: the record shown, alerts, exceptions, the status widget."""
+    parts = []
+    for name, selector in (
+        ("record", "[data-testid='stCaptionContainer']"),
+        ("alert", "[data-testid='stAlert']"),
+        ("exception", "[data-testid='stException']"),
+        ("status", "[data-testid='stStatusWidget']"),
+    ):
+        texts = [t.strip() for t in page.locator(selector).all_inner_texts() if t.strip()]
+        if name == "record":
+            texts = [t for t in texts if RECORD_CAPTION.match(t)]
+        parts += [f"{name}: {t[:300]}" for t in texts]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"timeout-{int(time.time())}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    return "; ".join(parts) + f" (screenshot {shot})"
+
+
 def wait_for_next_record(page, previous: int) -> int:
-    """Wait until the page shows a record other than ``previous``: its caption, title and decision buttons drawn."""
+    """Wait until the page shows a record other than ``previous``: its caption, title and decision buttons drawn.
+
+    On a timeout the error says what the page showed instead (a flash error, an exception,
+    the same record), so a failure in CI explains itself.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        _wait_for_record_other_than(page, previous)
+    except PlaywrightTimeout as e:
+        raise AssertionError(f"no record after {previous} within {RENDER_TIMEOUT_MS} ms: {page_state(page)}") from e
+    return shown_record(page)
+
+
+def _wait_for_record_other_than(page, previous: int) -> None:
     page.wait_for_function(
         """(previous) => {
             const live = (el) => {
@@ -167,7 +201,6 @@ def wait_for_next_record(page, previous: int) -> int:
         polling=POLL_MS,
         timeout=RENDER_TIMEOUT_MS,
     )
-    return shown_record(page)
 
 
 def live(where, selector: str):
@@ -200,7 +233,6 @@ def focus_page(page) -> None:
 
 
 # -- the test -------------------------------------------------------------------------------------------
-ARTIFACTS = ROOT / "tests" / "artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
 
