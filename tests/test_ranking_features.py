@@ -51,6 +51,25 @@ def test_matrices_equal_scikit_learn_vectorizers(donners, config: FeatureConfig)
     assert set(features.vocabulary) == set(words.vocabulary_)
 
 
+def test_token_counts_equal_countvectorizer_on_whitespace_tokens(donners) -> None:
+    """One split per text gives the counts scikit-learn gives, with the same vocabulary order;
+    title tokens the texts never hold are dropped; tabs, non-breaking and other Unicode spaces split."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from screening.ranking.features import count_tokens
+
+    texts = [*donners.texts[:80], "Ketamine\tinfusion\u00a0for CRPS\u2003pain", "", "  MDMA  "]
+    titles = [*donners.titles[:80], "ketamine ZZ-unseen-token", None, "mdma"]
+    vec = CountVectorizer(tokenizer=str.split, token_pattern=None, lowercase=True)
+    expected = vec.fit_transform(texts)
+    counts = count_tokens(texts, titles)
+    assert counts.text.shape == expected.shape
+    assert abs(counts.text - expected).max() == 0
+    assert abs(counts.title - vec.transform([t or "" for t in titles])).max() == 0
+    with pytest.raises(ConfigError, match="no words"):
+        count_tokens(["", "   "])
+
+
 def test_cache_round_trip_gives_the_same_matrices(donners) -> None:
     features = build_features(donners.texts, titles=donners.titles)
     loaded = TextFeatures.from_bytes(features.to_bytes(), FeatureConfig())

@@ -29,7 +29,7 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from ..errors import ConfigError
@@ -195,53 +195,98 @@ def _config_key(config: FeatureConfig) -> str:
 def count_tokens(
     texts: Sequence[str], titles: Sequence[str] | None = None, config: FeatureConfig | None = None
 ) -> TokenCounts:
-    """Count the lower-cased whitespace tokens of ``texts`` (and ``titles``) and map them to words and n-grams."""
+    """Count the lower-cased whitespace tokens of ``texts`` (and ``titles``) and map them to words and n-grams.
+
+    Each text is split once: the token counts, the words inside each token and (with
+    bigrams) the sequence of words, from which adjacent pairs are counted, all come from
+    that one split.
+    """
     config = config or FeatureConfig()
-    vec = CountVectorizer(tokenizer=str.split, token_pattern=None, lowercase=True, dtype=np.float32)
-    try:
-        text = sp.csr_matrix(vec.fit_transform(texts))
-    except ValueError as e:  # every text empty
-        raise ConfigError(f"texts: no words to build features from ({e})") from e
+    tokens = _Tokens.of(texts)
+    if tokens.terms.size == 0:
+        raise ConfigError("texts: no words to build features from (every text is empty)")
+    text = tokens.counts()
     if titles is None:
         title = sp.csr_matrix(text.shape, dtype=np.float32)
     else:
-        title = sp.csr_matrix(vec.transform([t or "" for t in titles]))
-    terms = vec.get_feature_names_out().tolist()
-    word_map, words = _term_map(terms, WORD.findall)
+        title = _Tokens.of([t or "" for t in titles]).counts(vocabulary=tokens.terms)
+    terms = tokens.terms.tolist()
+    word_map, words, parts = _term_map(terms, WORD.findall)
+    bigrams = None
+    if config.uses_bigrams:
+        # the joint phrase matrix keeps every bigram; the bigram block's min_df is applied when deriving
+        min_df = 1 if config.phrases == "joint" else config.bigram_min_df
+        bigrams = _count_pairs(*tokens.words(parts), len(texts), min_df)
     if config.stop_words:
         kept = [i for i, w in enumerate(words) if w not in ENGLISH_STOP_WORDS]
         word_map, words = sp.csr_matrix(word_map[:, kept]), [words[i] for i in kept]
     char_map = None
     if config.char_min_n > 0:
         ngrams = (config.char_min_n, max(config.char_min_n, config.char_max_n))
-        char_map, _ = _term_map(terms, TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).build_analyzer())
-    bigrams = None
-    if config.uses_bigrams:
-        # the joint phrase matrix keeps every bigram; the bigram block's min_df is applied when deriving
-        bigrams = count_bigrams(texts, 1 if config.phrases == "joint" else config.bigram_min_df)
+        char_map, _, _ = _term_map(terms, TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).build_analyzer())
     return TokenCounts(text, title, word_map, words, char_map, bigrams)
+
+
+@dataclass
+class _Tokens:
+    """The lower-cased whitespace tokens of some texts, in order: each one's record and term."""
+
+    record: np.ndarray  # the record of each token
+    code: np.ndarray  # its term, an index into ``terms``
+    terms: np.ndarray  # the distinct tokens, sorted as ``CountVectorizer`` sorts its vocabulary
+    n_records: int
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> _Tokens:
+        found = [t.lower().split() for t in texts]
+        lengths = np.fromiter(map(len, found), np.int64, count=len(found))
+        flat = np.array(list(chain.from_iterable(found)), dtype=object)
+        code, terms = pd.factorize(flat, sort=True) if flat.size else (np.zeros(0, np.int64), np.zeros(0, object))
+        return cls(np.repeat(np.arange(len(found)), lengths), code, np.asarray(terms, dtype=object), len(found))
+
+    def counts(self, vocabulary: np.ndarray | None = None) -> sp.csr_matrix:
+        """(record x term) counts, over ``vocabulary`` (other tokens dropped) or this text's own terms."""
+        record, code, width = self.record, self.code, self.terms.size
+        if vocabulary is not None:
+            code = pd.Index(vocabulary).get_indexer(self.terms)[code] if code.size else code
+            record, code, width = record[code >= 0], code[code >= 0], vocabulary.size
+        ones = np.ones(code.size, dtype=np.float32)
+        matrix = sp.csr_matrix((ones, (record, code)), shape=(self.n_records, width), dtype=np.float32)
+        matrix.sum_duplicates()
+        return matrix
+
+    def words(self, parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The words of every text in order, and the record of each, from each term's words ``parts``."""
+        offsets, ids = parts
+        per_token = np.diff(offsets)[self.code]
+        first = np.repeat(offsets[self.code] - (np.cumsum(per_token) - per_token), per_token)
+        return ids[first + np.arange(first.size)], np.repeat(self.record, per_token)
 
 
 def count_bigrams(texts: Sequence[str], min_df: int = 1) -> sp.csr_matrix | None:
     """(record x word bigram) counts: the pairs of adjacent words ``CountVectorizer(ngram_range=(2, 2))``
     counts, in another column order; None when no bigram is in ``min_df`` records.
 
-    The words of each text are found with one regular expression (the only Python-level loop),
-    numbered by pandas, and the pairs coded, counted and pruned with numpy: about 2.5 times
-    faster than the vectorizer, which joins every pair into a string.
+    The texts are split on whitespace once (the only Python-level loop), the words of each
+    distinct token found by one regular expression, and the pairs coded, counted and pruned
+    with numpy: faster than the vectorizer, which joins every pair into a string.
     """
-    found = [WORD.findall(t.lower()) for t in texts]
-    lengths = np.fromiter(map(len, found), np.int64, count=len(found))
-    if lengths.sum() < 2:
+    tokens = _Tokens.of(texts)
+    _, _, parts = _term_map(tokens.terms.tolist(), WORD.findall)
+    return _count_pairs(*tokens.words(parts), len(texts), min_df)
+
+
+def _count_pairs(word: np.ndarray, record: np.ndarray, n_records: int, min_df: int) -> sp.csr_matrix | None:
+    """Counts of adjacent ``word`` pairs within each record; columns in the order the pairs' codes sort."""
+    if word.size < 2:
         return None
-    tokens, words = pd.factorize(np.array(list(chain.from_iterable(found)), dtype=object))
-    record = np.repeat(np.arange(len(found)), lengths)
+    codes, distinct = pd.factorize(word)  # numbered by first appearance, as the words themselves would be
     within = record[:-1] == record[1:]  # a pair never spans two records
-    codes = tokens[:-1][within].astype(np.int64) * len(words) + tokens[1:][within]
-    pairs, cols = np.unique(codes, return_inverse=True)
+    pair = codes[:-1][within].astype(np.int64) * len(distinct) + codes[1:][within]
+    pairs, cols = np.unique(pair, return_inverse=True)
     counts = sp.csr_matrix(
         (np.ones(cols.size, dtype=np.float32), (record[:-1][within], cols)),
-        shape=(len(found), pairs.size),
+        shape=(n_records, pairs.size),
         dtype=np.float32,
     )
     counts.sum_duplicates()
@@ -252,18 +297,24 @@ def count_bigrams(texts: Sequence[str], min_df: int = 1) -> sp.csr_matrix | None
     return counts if kept.size == pairs.size else sp.csr_matrix(counts[:, kept])
 
 
-def _term_map(terms: Sequence[str], split) -> tuple[sp.csr_matrix, list[str]]:
-    """A (token x part) count matrix: how often each part occurs in each whitespace token."""
+def _term_map(terms: Sequence[str], split) -> tuple[sp.csr_matrix, list[str], tuple[np.ndarray, np.ndarray]]:
+    """A (token x part) count matrix: how often each part occurs in each whitespace token.
+
+    Also each token's parts in order, as offsets into one array of part ids (token ``i``'s
+    parts are ``ids[offsets[i]:offsets[i + 1]]``).
+    """
     index: dict[str, int] = {}
     rows, cols = [], []
     for row, term in enumerate(terms):
         for part in split(term):
             rows.append(row)
             cols.append(index.setdefault(part, len(index)))
+    row_ids, ids = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
     data = np.ones(len(rows), dtype=np.float32)
-    mapping = sp.csr_matrix((data, (rows, cols)), shape=(len(terms), len(index)))
+    mapping = sp.csr_matrix((data, (row_ids, ids)), shape=(len(terms), len(index)))
     mapping.sum_duplicates()
-    return mapping, list(index)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(row_ids, minlength=len(terms)))])
+    return mapping, list(index), (offsets, ids)
 
 
 def _tfidf(
@@ -306,9 +357,10 @@ def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) ->
     """
     config = config or FeatureConfig()
     dtype = np.dtype(config.dtype)
-    word_matrix, keep, idf = _tfidf(counts.text @ counts.word_map, config.min_df, config.max_df, config.sublinear_tf)
+    word_counts = counts.text @ counts.word_map  # _tfidf works in place: each use takes a copy
+    word_matrix, keep, idf = _tfidf(word_counts.copy(), config.min_df, config.max_df, config.sublinear_tf)
     if keep.size == 0:  # min_df/max_df prune every word: keep them all rather than fail
-        word_matrix, keep, idf = _tfidf(counts.text @ counts.word_map, 1, 1.0, config.sublinear_tf)
+        word_matrix, keep, idf = _tfidf(word_counts.copy(), 1, 1.0, config.sublinear_tf)
     if keep.size == 0:
         raise ConfigError("texts: no words to build features from")
     vocabulary = {counts.words[c]: i for i, c in enumerate(keep)}
@@ -339,16 +391,17 @@ def derive_features(counts: TokenCounts, config: FeatureConfig | None = None) ->
     if config.phrases == "stacked":
         phrase_matrix = matrix if pairs is None else _stack([matrix, pairs], dtype)
     elif config.phrases == "joint":
-        phrase_matrix = _joint_phrases(counts, config, dtype)
+        phrase_matrix = _joint_phrases(word_counts, counts.bigrams, config, dtype)
         phrase_matrix = matrix if phrase_matrix is None else phrase_matrix
     return TextFeatures(matrix, model_matrix, vocabulary, idf.astype(np.float64), config, counts, phrase_matrix)
 
 
-def _joint_phrases(counts: TokenCounts, config: FeatureConfig, dtype: np.dtype) -> sp.csr_matrix | None:
+def _joint_phrases(
+    words: sp.csr_matrix, bigrams: sp.csr_matrix | None, config: FeatureConfig, dtype: np.dtype
+) -> sp.csr_matrix | None:
     """Words and word bigrams in one TF-IDF vocabulary, as ``TfidfVectorizer(ngram_range=(1, 2))``
     (None when ``min_df``/``max_df`` prune every column)."""
-    words = counts.text @ counts.word_map
-    joint = words if counts.bigrams is None else sp.hstack([words, counts.bigrams], format="csr")
+    joint = words.copy() if bigrams is None else sp.hstack([words, bigrams], format="csr")  # _tfidf is in place
     phrases, keep, _ = _tfidf(sp.csr_matrix(joint, dtype=dtype), config.min_df, config.max_df, config.sublinear_tf)
     return phrases if keep.size else None
 
