@@ -1,7 +1,7 @@
 """Cold start on real reviews: how soon the first includes come when nothing is labelled yet.
 
     .venv/bin/python benchmarks/cold_start.py [--shared ../shared] [--seeds 0-2] [--random-seeds 0-9]
-        [--embeddings] [--out benchmarks/results/cold_start.md]
+        [--embeddings] [--no-inclusion] [--out benchmarks/results/cold_start.md]
 
 For every review of the suite (BENCHMARK.md: 21 datasets), a project whose only topic text is the
 review's one-line ``topic`` from ``datasets/MANIFEST.csv``, and no label. Its order is the one the
@@ -16,7 +16,10 @@ the prior's order only: in a project the model takes over once an include and an
 A topic line is not a Boolean query, so these numbers are the TF-IDF cosine prior; with
 ``--embeddings`` also the prior of a project with sentence embeddings, the cosine of each record's
 vector to the topic line's (:func:`screening.ranking.embeddings.topic_similarity`; the vectors are
-kept in ``benchmarks/work/embeddings``, shared with ``cross_validate.py``). The demo
+kept in ``benchmarks/work/embeddings``, shared with ``cross_validate.py``). Each is also measured
+with the inclusion prior beside it (what a project does by default), leave one review out: for
+each review an :class:`~screening.ranking.inclusion.InclusionPrior` fitted on the other 20, never
+the shipped one, which has seen every review of the suite. The demo
 (``data/demo``) has a real PubMed query but no labels; for it the script counts the records in the
 first 20 / 40 that match every concept block, under the cosine prior and under the block prior.
 """
@@ -39,6 +42,7 @@ from screening.ranking.active import ActiveLearner
 from screening.ranking.datasets import dataset_name, default_suite, parse_seeds, read_dataset
 from screening.ranking.embeddings import EmbeddingConfig, SentenceEmbedder, topic_similarity
 from screening.ranking.features import TextFeatures, build_features
+from screening.ranking.inclusion import InclusionPrior
 from screening.ranking.query import RecordIndex, cold_start_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,7 +86,12 @@ def prior_order(features: TextFeatures, prior: np.ndarray | None, seed: int) -> 
         return None
 
 
-PRIORS = ("TF-IDF cosine", "sentence embeddings")
+PRIORS = (
+    "TF-IDF cosine",
+    "TF-IDF cosine + inclusion prior",
+    "sentence embeddings",
+    "sentence embeddings + inclusion prior",
+)
 
 
 def prior_stats(features: TextFeatures, labels: np.ndarray, prior: np.ndarray | None, seeds: list[int]) -> Stats | None:
@@ -92,22 +101,40 @@ def prior_stats(features: TextFeatures, labels: np.ndarray, prior: np.ndarray | 
 
 
 def review_row(
-    path: Path, topic: str, seeds: list[int], random_seeds: list[int], embedder: SentenceEmbedder | None = None
+    path: Path,
+    topic: str,
+    seeds: list[int],
+    random_seeds: list[int],
+    embedder: SentenceEmbedder | None = None,
+    others: InclusionPrior | None = None,
 ) -> dict:
+    """One review's metrics under each prior; ``others`` is the inclusion prior fitted without it."""
     data = read_dataset(path)
     features = build_features(data.texts, titles=data.titles)
     index = lambda: RecordIndex(features, text_of=lambda rows: [data.texts[i] for i in rows])  # noqa: E731
-    cosine = cold_start_scores(features, [topic], None, index)
-    tool = {PRIORS[0]: prior_stats(features, data.labels, cosine, seeds)}
+    counts = features.counts
+    inclusion = others.score_counts(counts.text @ counts.word_map, counts.words) if others is not None else None
+    semantics = {PRIORS[0]: None}
     if embedder is not None:
         vectors, _ = review_embeddings(data, embedder.config)
-        semantic = topic_similarity(vectors, embedder, [topic])
+        semantics[PRIORS[2]] = topic_similarity(vectors, embedder, [topic])
+    tool = {}
+    for name, semantic in semantics.items():
         prior = cold_start_scores(features, [topic], None, index, semantic)
-        tool[PRIORS[1]] = prior_stats(features, data.labels, prior, seeds)
+        tool[name] = prior_stats(features, data.labels, prior, seeds)
+        if inclusion is not None:
+            prior = cold_start_scores(features, [topic], None, index, semantic, inclusion)
+            tool[f"{name} + inclusion prior"] = prior_stats(features, data.labels, prior, seeds)
     rand = mean_stats(
         [order_stats(data.labels, np.random.default_rng(s).permutation(data.n_records)) for s in random_seeds]
     )
+    tool = {name: tool[name] for name in PRIORS if name in tool}
     return {"dataset": dataset_name(path), "N": data.n_records, "R": data.n_included, "tool": tool, "rand": rand}
+
+
+def same_collection(a: Path, b: Path) -> bool:
+    """Whether two datasets come from one collection (the name's prefix: cohen2006, synergy, ...)."""
+    return dataset_name(a).split("_")[0] == dataset_name(b).split("_")[0]
 
 
 def _cell(value: float, digits: int = 0) -> str:
@@ -176,7 +203,7 @@ def demo_section() -> str:
         "| prior | all blocks in first 20 | in first 40 | rank of the last all-block record |",
         "|---|---:|---:|---:|",
     ]
-    for name, order in (("cosine (before)", old), ("blocks + cosine (after)", new)):
+    for name, order in (("cosine (before)", old), ("blocks + cosine + inclusion prior (the project's order)", new)):
         last = int(np.flatnonzero(every[order]).max()) + 1
         lines.append(f"| {name} | {int(every[order[:20]].sum())} | {int(every[order[:40]].sum())} | {last} |")
     return "\n".join(lines)
@@ -190,13 +217,29 @@ def main() -> None:
     parser.add_argument(
         "--embeddings", action="store_true", help="also the prior of a project with sentence embeddings (ONNX int8)"
     )
+    parser.add_argument(
+        "--no-inclusion", action="store_true", help="skip the inclusion prior (21 fits, about 5 minutes)"
+    )
+    parser.add_argument(
+        "--hold-out",
+        choices=("review", "collection"),
+        default="review",
+        help="fit each review's inclusion prior without it (review) or without its whole collection, "
+        "e.g. every Cohen 2006 review for a Cohen review (collection)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "cold_start.md")
     args = parser.parse_args()
     datasets = args.shared / "datasets"
     topics = pd.read_csv(datasets / "MANIFEST.csv").set_index("name")["topic"].to_dict()
     seeds, random_seeds = parse_seeds(args.seeds), parse_seeds(args.random_seeds)
     embedder = SentenceEmbedder(EmbeddingConfig(precision="int8")) if args.embeddings else None
-    rows = [review_row(p, topics[dataset_name(p)], seeds, random_seeds, embedder) for p in default_suite(datasets)]
+    suite = default_suite(datasets)
+    reviews = {p: read_dataset(p) for p in suite}
+    rows = []
+    for p in suite:
+        kept = [reviews[q] for q in suite if q != p and not (args.hold_out == "collection" and same_collection(p, q))]
+        others = None if args.no_inclusion else InclusionPrior.fit(kept)
+        rows.append(review_row(p, topics[dataset_name(p)], seeds, random_seeds, embedder, others))
     sections = [f"# Cold start: topic line only, no labels ({date.today()})"]
     for prior in rows[0]["tool"]:  # the priors measured, in PRIORS order
         sections += [f"## Prior: {prior}", table(rows, prior), summary(rows, prior)]

@@ -206,34 +206,51 @@ def test_project_with_embeddings_starts_from_the_topic_vector(
     db_path: Path, fixtures_dir: Path, tmp_path: Path, embedder, antihistamines
 ) -> None:
     store = _project(db_path, fixtures_dir, tmp_path)  # query: loratadine seasonal allergic rhinitis
+    from screening.ranking.features import zscore
+    from screening.ranking.project import INCLUSION_PRIOR_SETTING, inclusion_scores
+    from screening.ranking.query import INCLUSION_WEIGHT_SEMANTIC
+
+    # the shipped inclusion prior was fitted on this review (in-sample): first the topic alone
+    store.set_setting(INCLUSION_PRIOR_SETTING, False)
     ranker = ProjectRanker(store, embeddings=True)
     topic = embedder.encode(["loratadine seasonal allergic rhinitis"])[0]
+    semantic = ranker.embeddings.astype(np.float64) @ topic
     # before any decision the order is the records' cosine to the topic's vector
-    assert np.allclose(ranker.learner.prior_scores, ranker.embeddings.astype(np.float64) @ topic, atol=1e-5)
+    assert np.allclose(ranker.learner.prior_scores, semantic, atol=1e-5)
     plain = ProjectRanker(store, embeddings=False)
     assert not np.allclose(ranker.learner.prior_scores, plain.learner.prior_scores)
     # and it puts the review's real includes well above chance (0.5)
     order = ranker.learner.ranked()
     assert np.flatnonzero(antihistamines.labels[order] == 1).mean() / order.size < 0.35
+    # with the inclusion prior (the default), beside the cosine at the weight for embeddings
+    store.set_setting(INCLUSION_PRIOR_SETTING, None)
+    ranker = ProjectRanker(store, embeddings=True)
+    inclusion = inclusion_scores(store, ranker.features)
+    expected = zscore(semantic) + INCLUSION_WEIGHT_SEMANTIC * zscore(inclusion)
+    assert np.allclose(ranker.learner.prior_scores, expected, atol=1e-4)
     store.close()
 
 
 def test_a_boolean_query_reaches_the_model_as_its_wanted_concepts(
     db_path: Path, fixtures_dir: Path, tmp_path: Path, embedder
 ) -> None:
-    from screening.ranking.project import cold_start_prior
+    from screening.ranking.features import zscore
+    from screening.ranking.project import cold_start_prior, inclusion_scores
+    from screening.ranking.query import INCLUSION_WEIGHT_SEMANTIC
 
     store = _project(db_path, fixtures_dir, tmp_path)
     store.set_setting("query", "(loratadine[tiab] OR desloratadine) AND rhinitis[mh] NOT (asthma OR urticaria)")
     ranker = ProjectRanker(store, embeddings=True)
     wanted = embedder.encode(["loratadine or desloratadine; rhinitis"])[0]
     semantic = ranker.embeddings.astype(np.float64) @ wanted
-    # blocks first (as without embeddings), the embedding cosine ordering records within a count
+    # blocks first (as without embeddings), then the embedding cosine (with the inclusion prior) within a count
     prior = cold_start_prior(store, ranker.features, embeddings=ranker.embeddings, embedder=embedder)
     assert np.allclose(ranker.learner.prior_scores, prior)
     tfidf = ProjectRanker(store, embeddings=False).learner.prior_scores
     assert np.array_equal(np.floor(prior), np.floor(tfidf))  # the same block counts
     top = np.floor(prior) == np.floor(prior).max()  # the records matching every block
     assert top.sum() > 2
-    assert np.array_equal(np.argsort(-prior[top], kind="stable"), np.argsort(-semantic[top], kind="stable"))
+    # within a count: the embedding cosine beside the inclusion prior, as without a query
+    fused = zscore(semantic) + INCLUSION_WEIGHT_SEMANTIC * zscore(inclusion_scores(store, ranker.features))
+    assert np.array_equal(np.argsort(-prior[top], kind="stable"), np.argsort(-fused[top], kind="stable"))
     store.close()

@@ -14,9 +14,11 @@ from sqlalchemy import select
 from screening.demo import DEMO_DIR, build_demo
 from screening.ingest import import_file
 from screening.ranking.active import ActiveLearner
-from screening.ranking.features import build_features, query_similarity
-from screening.ranking.project import ProjectRanker, _record_index, topic_text
+from screening.ranking.features import build_features, query_similarity, zscore
+from screening.ranking.inclusion import default_prior
+from screening.ranking.project import INCLUSION_PRIOR_SETTING, ProjectRanker, _record_index, topic_text
 from screening.ranking.query import (
+    INCLUSION_WEIGHT,
     MAX_DEPTH,
     BooleanQuery,
     Node,
@@ -296,7 +298,7 @@ def test_prior_gives_way_once_the_model_can_learn(demo: Store) -> None:
     assert not np.array_equal(ranker.learner.scores(), prior)
 
 
-def test_plain_topic_keeps_the_cosine_prior(db_path: Path, fixtures: Path, tmp_path: Path) -> None:
+def test_plain_topic_ranks_by_the_cosine_and_the_inclusion_prior(db_path: Path, fixtures: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(fixtures / "ranking" / "cohen2006_Antihistamines.csv.gz")
     csv = tmp_path / "a.csv"
     frame.drop(columns=["label_included"]).to_csv(csv, index=False)
@@ -304,7 +306,13 @@ def test_plain_topic_keeps_the_cosine_prior(db_path: Path, fixtures: Path, tmp_p
     import_file(store, csv, source_name="PubMed")
     ranker = ProjectRanker(store)
     cosine = query_similarity(ranker.features, topic_text(store))
-    assert np.array_equal(ranker.learner.prior_scores, cosine)
+    with store.read() as s:
+        texts = [f"{t} {a}" for t, a in s.execute(select(Record.title, Record.abstract).order_by(Record.id))]
+    inclusion = default_prior().score_texts(texts)
+    expected = zscore(cosine) + INCLUSION_WEIGHT * zscore(inclusion)
+    assert np.allclose(ranker.learner.prior_scores, expected, atol=1e-6)
+    store.set_setting(INCLUSION_PRIOR_SETTING, False)  # turned off: the cosine alone, as before
+    assert np.array_equal(ProjectRanker(store).learner.prior_scores, cosine)
     store.close()
 
 

@@ -2,6 +2,8 @@
 
 features.py   word and character n-gram TF-IDF of a project's records, query similarity
               for cold start
+inclusion.py  InclusionPrior: what reviews include whatever the topic, learned across
+              labeled reviews; with the topic text, the order before the first include
 models.py     RelevanceClassifier (scikit-learn estimator)
 active.py     ActiveLearner: learns each label, picks the next record (relevance,
               uncertainty or mixed with a random share)

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.naive_bayes import MultinomialNB
 
 from ..errors import ConfigError
-from .features import TextFeatures
+from .features import TextFeatures, zscore
 from .models import RelevanceClassifier
 
 STRATEGIES = ("relevance", "uncertainty", "mixed")
@@ -138,11 +138,6 @@ def _decision(model: BaseEstimator, X) -> np.ndarray:
         return np.asarray(model.decision_function(X), dtype=np.float64)
     joint = model.predict_joint_log_proba(X)
     return joint[:, 1] - joint[:, 0]
-
-
-def _zscore(values: np.ndarray) -> np.ndarray:
-    spread = values.std()
-    return (values - values.mean()) / (spread if spread > 0 else 1.0)
 
 
 class ActiveLearner:
@@ -276,7 +271,7 @@ class ActiveLearner:
             if self.config.neighbour_weight > 0:
                 parts.append((self.config.neighbour_weight, self._nearest_include(pos)))
             if parts:
-                scores = _zscore(scores) + sum(w * _zscore(part) for w, part in parts)
+                scores = zscore(scores) + sum(w * zscore(part) for w, part in parts)
             return scores
         if pos.size:
             centroid = np.asarray(self.matrix[pos].mean(axis=0)).ravel()

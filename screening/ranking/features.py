@@ -437,3 +437,11 @@ def query_similarity(features: TextFeatures, texts: Sequence[str]) -> np.ndarray
     if q.nnz == 0:
         return None
     return np.asarray((features.words @ q.T).todense()).ravel()
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    """Mean 0 and standard deviation 1 (all zeros when the values are all equal): scores of
+    different models and priors are added on this scale."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.std()
+    return (values - values.mean()) / (spread if spread > 0 else 1.0)

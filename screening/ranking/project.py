@@ -27,6 +27,7 @@ from ..store import Store
 from .active import ActiveLearner, LearnerConfig, check_strategy
 from .embeddings import EmbeddingConfig, SentenceEmbedder, record_texts, topic_similarity
 from .features import FeatureConfig, TextFeatures, build_features
+from .inclusion import InclusionPrior, default_prior
 from .query import BooleanQuery, RecordIndex, cold_start_scores, concept_query
 
 CACHE_KEY = "ranking.features"
@@ -36,6 +37,9 @@ EMBEDDINGS_SETTING = "ranking.embeddings"
 # The embedder's settings the stored vectors were made with, so every later load (dashboard,
 # CLI, another reviewer) reads new records with the same model and backend.
 EMBEDDER_SETTING = "ranking.embedder"
+# Project setting: the prior learned across reviews used before the first include. Absent: the
+# one shipped with the tool; False: none; a dict: a prior of the team's own (``screening prior``).
+INCLUSION_PRIOR_SETTING = "ranking.inclusion_prior"
 # Projects embedded before the setting above existed used sentence-transformers on PyTorch.
 LEGACY_EMBEDDER = EmbeddingConfig(backend="torch")
 TOPIC_SETTINGS = ("query", "criteria", "keywords")
@@ -256,7 +260,8 @@ def cold_start_prior(
     embeddings: np.ndarray | None = None,
     embedder: SentenceEmbedder | None = None,
 ) -> np.ndarray | None:
-    """Scores before the model can learn: concept blocks of a Boolean query, else cosine to the topic text.
+    """Scores before the model can learn: concept blocks of a Boolean query, else cosine to the topic text,
+    with the project's inclusion prior beside the cosine (:func:`project_prior`).
 
     With a query of two or more AND-ed blocks, a record matching every block ranks above one
     matching fewer, and the cosine orders records within a block count; otherwise the cosine alone.
@@ -271,7 +276,27 @@ def cold_start_prior(
         # the model reads the query's wanted concepts, not its operators and NOT-ed terms
         wanted = [query.sentence() if query is not None and t == raw else t for t in texts]
         semantic = topic_similarity(embeddings, embedder or SentenceEmbedder(), wanted)
-    return cold_start_scores(features, texts, query, lambda: _record_index(store, features), semantic)
+    inclusion = inclusion_scores(store, features)
+    return cold_start_scores(features, texts, query, lambda: _record_index(store, features), semantic, inclusion)
+
+
+def project_prior(store: Store) -> InclusionPrior | None:
+    """The inclusion prior this project ranks with before its first include (None: turned off)."""
+    saved = store.get_setting(INCLUSION_PRIOR_SETTING)
+    if saved is False:
+        return None
+    if saved is None:
+        return default_prior()
+    return InclusionPrior.from_dict(saved, f"project setting {INCLUSION_PRIOR_SETTING!r}")
+
+
+def inclusion_scores(store: Store, features: TextFeatures) -> np.ndarray | None:
+    """The project's inclusion prior on every record, from the cached word counts (no pass over the text)."""
+    prior = project_prior(store)
+    if prior is None:
+        return None
+    counts = features.counts
+    return prior.score_counts(counts.text @ counts.word_map, counts.words)
 
 
 @dataclass(frozen=True)

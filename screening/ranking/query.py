@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 
-from .features import TextFeatures, query_similarity
+from .features import TextFeatures, query_similarity, zscore
 
 # Deeper parentheses than this are read as if absent (no recursion limit on hostile input).
 MAX_DEPTH = 50
@@ -37,6 +38,11 @@ MAX_DEPTH = 50
 TIE_WEIGHT = 0.5
 # A query needs this many AND-ed blocks before block scoring replaces the plain cosine.
 MIN_BLOCKS = 2
+# Weight of the inclusion prior's z-score beside the topic cosine's before the first include,
+# beside the TF-IDF cosine and beside the sentence-embedding cosine; chosen by nested
+# leave-one-review-out cross-validation (docs/ranking.md, tenth round).
+INCLUSION_WEIGHT = 2.0
+INCLUSION_WEIGHT_SEMANTIC = 1.0
 
 # "(", ")", a quoted phrase, a field tag, an unclosed "[" with what sticks to it (skipped), a bare word
 _LEX = re.compile(
@@ -434,15 +440,29 @@ def cold_start_scores(
     query: BooleanQuery | None,
     index: Callable[[], RecordIndex],
     semantic: np.ndarray | None = None,
+    inclusion: np.ndarray | None = None,
+    inclusion_weight: float | None = None,
 ) -> np.ndarray | None:
     """The prior before any include: blocks of ``query`` (when given) over the cosine to the topic, else the cosine.
 
     ``semantic`` (the cosine of each record's sentence embedding to the topic's, when the
     project uses embeddings) replaces the TF-IDF cosine: it found the first include sooner
-    on the suite (docs/ranking.md, seventh round). ``index`` is called only when there is a
-    query, so a project without one reads no extra columns.
+    on the suite (docs/ranking.md, seventh round). ``inclusion`` (an
+    :class:`~screening.ranking.inclusion.InclusionPrior`'s scores: what reviews include,
+    whatever the topic) is added as z-scores at ``inclusion_weight`` (by default
+    ``INCLUSION_WEIGHT``, or ``INCLUSION_WEIGHT_SEMANTIC`` beside ``semantic``). Without
+    topic text there is no prior (None). ``index`` is called only when there is a query, so a
+    project without one reads no extra columns.
     """
     cosine = query_similarity(features, topic_texts) if semantic is None else semantic
+    if inclusion_weight is None:
+        inclusion_weight = INCLUSION_WEIGHT if semantic is None else INCLUSION_WEIGHT_SEMANTIC
+    if cosine is not None and inclusion is not None and inclusion_weight > 0:
+        fused = zscore(cosine) + inclusion_weight * zscore(inclusion)
+        if query is None:
+            return fused
+        # a tie-break inside a block count must stay in [0, 1]: the fused score's quantile
+        cosine = (rankdata(fused) - 1) / max(len(fused) - 1, 1)
     if query is None:
         return cosine
     return boolean_prior(query, index(), cosine)
