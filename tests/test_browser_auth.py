@@ -26,6 +26,7 @@ from test_browser_e2e import (
     CHROMIUM_ARGS,
     RENDER_TIMEOUT_MS,
     browser_missing,
+    explained_timeouts,
     server_process,
     shown_record,
     wait_for_next_record,
@@ -92,7 +93,8 @@ def browser() -> Iterator:
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            yield chromium
+            with explained_timeouts(lambda: [page for context in chromium.contexts for page in context.pages]):
+                yield chromium
         finally:
             chromium.close()
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,9 +127,33 @@ def chromium_page() -> Iterator:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(RENDER_TIMEOUT_MS)
-            yield page
+            with explained_timeouts(lambda: [page]):
+                yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def explained_timeouts(pages: Callable[[], list]) -> Iterator[None]:
+    """Turn any Playwright wait that times out into an AssertionError saying what each page showed.
+
+    Every wait of a browser test runs inside this (``chromium_page`` and the sign-in tests'
+    browser), so a wait that gives up in CI names the record, alerts, exceptions and the status
+    widget on the page, and leaves a screenshot, whichever wait it was.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        yield
+    except PlaywrightTimeout as e:
+        seen = []
+        for number, page in enumerate(pages(), start=1):
+            try:
+                seen.append(f"page {number} ({page.url}): {page_state(page)}")
+            except Exception as failure:  # a closed page must not hide the timeout itself
+                seen.append(f"page {number}: not readable ({failure})")
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else "timeout"
+        raise AssertionError(f"{first_line}; {' | '.join(seen) or 'no page open'}") from e
 
 
 def sign_in(page, url: str, reviewer: str) -> None:

@@ -275,6 +275,17 @@ def test_keywords_saved_on_setup_are_marked_on_the_screen_page(demo: Path) -> No
 
 
 # -- other pages --------------------------------------------------------------------------------------
+def test_progress_page_says_what_ranks_before_the_first_include(demo: Path) -> None:
+    at = open_app("alice")
+    at.switch_page(f"{PAGES}/progress.py").run()
+    assert not at.exception
+    model = dict(zip(at.dataframe[-1].value["setting"], at.dataframe[-1].value["value"], strict=True))
+    assert model["includes learned"] == "0"
+    assert model["ranking by"] == (
+        "similarity to the project's query, criteria and keywords, with the inclusion prior (cold start)"
+    )
+
+
 def test_progress_page_shows_counts_curve_and_model(demo: Path) -> None:
     at = open_app("alice")
     for value in ("include", "exclude", "include"):

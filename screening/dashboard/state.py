@@ -166,21 +166,22 @@ class SharedRanker:
                 "maybe (seen, not learned)": int((labels == learner.SEEN).sum()),
                 "unlabelled": int((labels == learner.UNLABELED).sum()),
                 "model fits so far (this session)": learner.n_fits,
-                "ranking by": _ranking_basis(labels, learner),
+                "ranking by": _ranking_basis(labels, learner, self.ranker.inclusion_prior is not None),
                 "features": "TF-IDF + sentence embeddings (screening embed)"
                 if learner.embeddings is not None
                 else "TF-IDF words and character 4-grams",
             }
 
 
-def _ranking_basis(labels: np.ndarray, learner: ActiveLearner) -> str:
+def _ranking_basis(labels: np.ndarray, learner: ActiveLearner, inclusion_prior: bool) -> str:
     has_include = bool((labels == learner.INCLUDE).any())
     has_exclude = bool((labels == learner.EXCLUDE).any())
     if has_include and has_exclude:
         return "classifier trained on the decisions"
     if has_include:
         return "similarity to the included records"
-    return "similarity to the project's query, criteria and keywords (cold start)"
+    topic = "similarity to the project's query, criteria and keywords"
+    return f"{topic}, with the inclusion prior (cold start)" if inclusion_prior else f"{topic} (cold start)"
 
 
 @st.cache_resource(show_spinner="Loading the ranking model…")

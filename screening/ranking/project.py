@@ -343,6 +343,8 @@ class ProjectRanker:
             self.embeddings = load_embeddings(self.store, self.ids, self.embedder)
         else:
             self.embeddings = None
+        # what orders the records before the first include (None: the project turned it off)
+        self.inclusion_prior = project_prior(self.store)
         prior = cold_start_prior(self.store, self.features, embeddings=self.embeddings, embedder=self.embedder)
         self.learner = ActiveLearner.from_features(
             self.features,
