@@ -76,6 +76,8 @@ def test_fit_refuses_reviews_it_cannot_learn_from(reviews: list[LabeledDataset])
         InclusionPrior.fit([reviews[1], no_includes], min_reviews=2)
     with pytest.raises(ConfigError, match="need at least min_reviews=5"):
         InclusionPrior.fit(reviews)
+    with pytest.raises(ConfigError, match="C: must be above 0"):
+        InclusionPrior.fit(reviews, min_reviews=2, C=0.0)
 
 
 def test_a_saved_prior_loads_the_same_and_a_bad_file_is_named(reviews: list[LabeledDataset], tmp_path: Path) -> None:

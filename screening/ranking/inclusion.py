@@ -61,6 +61,8 @@ class InclusionPrior:
         C: float = 1.0,
     ) -> InclusionPrior:
         """Fit on labeled reviews (each needs an include and an exclude); parameters as in the module doc."""
+        if not C > 0:
+            raise ConfigError(f"C: must be above 0, got {C}")
         if len(reviews) < min_reviews:
             raise ConfigError(f"reviews: {len(reviews)} given, need at least min_reviews={min_reviews}")
         for review in reviews:
