@@ -112,8 +112,7 @@ def review_row(
     data = read_dataset(path)
     features = build_features(data.texts, titles=data.titles)
     index = lambda: RecordIndex(features, text_of=lambda rows: [data.texts[i] for i in rows])  # noqa: E731
-    counts = features.counts
-    inclusion = others.score_counts(counts.text @ counts.word_map, counts.words) if others is not None else None
+    inclusion = others.score_features(features) if others is not None else None
     semantics = {PRIORS[0]: None}
     if embedder is not None:
         vectors, _ = review_embeddings(data, embedder.config)

@@ -207,7 +207,7 @@ def test_project_with_embeddings_starts_from_the_topic_vector(
 ) -> None:
     store = _project(db_path, fixtures_dir, tmp_path)  # query: loratadine seasonal allergic rhinitis
     from screening.ranking.features import zscore
-    from screening.ranking.project import INCLUSION_PRIOR_SETTING, inclusion_scores
+    from screening.ranking.project import INCLUSION_PRIOR_SETTING, project_prior
     from screening.ranking.query import INCLUSION_WEIGHT_SEMANTIC
 
     # the shipped inclusion prior was fitted on this review (in-sample): first the topic alone
@@ -225,7 +225,7 @@ def test_project_with_embeddings_starts_from_the_topic_vector(
     # with the inclusion prior (the default), beside the cosine at the weight for embeddings
     store.set_setting(INCLUSION_PRIOR_SETTING, None)
     ranker = ProjectRanker(store, embeddings=True)
-    inclusion = inclusion_scores(store, ranker.features)
+    inclusion = project_prior(store).score_features(ranker.features)
     expected = zscore(semantic) + INCLUSION_WEIGHT_SEMANTIC * zscore(inclusion)
     assert np.allclose(ranker.learner.prior_scores, expected, atol=1e-4)
     store.close()
@@ -235,7 +235,7 @@ def test_a_boolean_query_reaches_the_model_as_its_wanted_concepts(
     db_path: Path, fixtures_dir: Path, tmp_path: Path, embedder
 ) -> None:
     from screening.ranking.features import zscore
-    from screening.ranking.project import cold_start_prior, inclusion_scores
+    from screening.ranking.project import cold_start_prior, project_prior
     from screening.ranking.query import INCLUSION_WEIGHT_SEMANTIC
 
     store = _project(db_path, fixtures_dir, tmp_path)
@@ -244,13 +244,15 @@ def test_a_boolean_query_reaches_the_model_as_its_wanted_concepts(
     wanted = embedder.encode(["loratadine or desloratadine; rhinitis"])[0]
     semantic = ranker.embeddings.astype(np.float64) @ wanted
     # blocks first (as without embeddings), then the embedding cosine (with the inclusion prior) within a count
-    prior = cold_start_prior(store, ranker.features, embeddings=ranker.embeddings, embedder=embedder)
+    prior = cold_start_prior(
+        store, ranker.features, embeddings=ranker.embeddings, embedder=embedder, inclusion_prior=project_prior(store)
+    )
     assert np.allclose(ranker.learner.prior_scores, prior)
     tfidf = ProjectRanker(store, embeddings=False).learner.prior_scores
     assert np.array_equal(np.floor(prior), np.floor(tfidf))  # the same block counts
     top = np.floor(prior) == np.floor(prior).max()  # the records matching every block
     assert top.sum() > 2
     # within a count: the embedding cosine beside the inclusion prior, as without a query
-    fused = zscore(semantic) + INCLUSION_WEIGHT_SEMANTIC * zscore(inclusion_scores(store, ranker.features))
+    fused = zscore(semantic) + INCLUSION_WEIGHT_SEMANTIC * zscore(project_prior(store).score_features(ranker.features))
     assert np.array_equal(np.argsort(-prior[top], kind="stable"), np.argsort(-fused[top], kind="stable"))
     store.close()

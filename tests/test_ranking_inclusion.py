@@ -47,9 +47,8 @@ def test_the_shipped_prior_was_fitted_on_the_benchmark_suite() -> None:
 def test_scores_from_a_projects_counts_equal_scores_from_the_text(reviews: list[LabeledDataset]) -> None:
     texts = [*reviews[0].texts, "", "Placebo\u00a0controlled\ttrial of LORATADINE, 10 mg/day"]
     features = build_features(texts)
-    counts = features.counts
     prior = default_prior()
-    from_counts = prior.score_counts(counts.text @ counts.word_map, counts.words)
+    from_counts = prior.score_features(features)
     assert np.allclose(from_counts, prior.score_texts(texts), rtol=0, atol=1e-9)
     assert from_counts[len(reviews[0].texts)] == 0.0  # an empty text scores nothing
 

@@ -35,6 +35,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from ..errors import ConfigError
 from .datasets import LabeledDataset
+from .features import TextFeatures
 
 FORMAT = "screening-inclusion-prior/1"
 DEFAULT_FILE = "inclusion_prior.json.gz"
@@ -96,6 +97,11 @@ class InclusionPrior:
             (picked.data, (picked.row, column[known][picked.col])), shape=(counts.shape[0], len(self.words))
         )
         return self._score(mapped)
+
+    def score_features(self, features: TextFeatures) -> np.ndarray:
+        """The score of every record of a project's features, from their cached word counts."""
+        counts = features.counts
+        return self.score_counts(counts.text @ counts.word_map, counts.words)
 
     def _score(self, counts: sp.csr_matrix) -> np.ndarray:
         counts.sum_duplicates()

@@ -259,9 +259,10 @@ def cold_start_prior(
     *,
     embeddings: np.ndarray | None = None,
     embedder: SentenceEmbedder | None = None,
+    inclusion_prior: InclusionPrior | None = None,
 ) -> np.ndarray | None:
     """Scores before the model can learn: concept blocks of a Boolean query, else cosine to the topic text,
-    with the project's inclusion prior beside the cosine (:func:`project_prior`).
+    with ``inclusion_prior`` (the project's is :func:`project_prior`) beside the cosine.
 
     With a query of two or more AND-ed blocks, a record matching every block ranks above one
     matching fewer, and the cosine orders records within a block count; otherwise the cosine alone.
@@ -276,7 +277,7 @@ def cold_start_prior(
         # the model reads the query's wanted concepts, not its operators and NOT-ed terms
         wanted = [query.sentence() if query is not None and t == raw else t for t in texts]
         semantic = topic_similarity(embeddings, embedder or SentenceEmbedder(), wanted)
-    inclusion = inclusion_scores(store, features)
+    inclusion = None if inclusion_prior is None else inclusion_prior.score_features(features)
     return cold_start_scores(features, texts, query, lambda: _record_index(store, features), semantic, inclusion)
 
 
@@ -288,15 +289,6 @@ def project_prior(store: Store) -> InclusionPrior | None:
     if saved is None:
         return default_prior()
     return InclusionPrior.from_dict(saved, f"project setting {INCLUSION_PRIOR_SETTING!r}")
-
-
-def inclusion_scores(store: Store, features: TextFeatures) -> np.ndarray | None:
-    """The project's inclusion prior on every record, from the cached word counts (no pass over the text)."""
-    prior = project_prior(store)
-    if prior is None:
-        return None
-    counts = features.counts
-    return prior.score_counts(counts.text @ counts.word_map, counts.words)
 
 
 @dataclass(frozen=True)
@@ -345,7 +337,13 @@ class ProjectRanker:
             self.embeddings = None
         # what orders the records before the first include (None: the project turned it off)
         self.inclusion_prior = project_prior(self.store)
-        prior = cold_start_prior(self.store, self.features, embeddings=self.embeddings, embedder=self.embedder)
+        prior = cold_start_prior(
+            self.store,
+            self.features,
+            embeddings=self.embeddings,
+            embedder=self.embedder,
+            inclusion_prior=self.inclusion_prior,
+        )
         self.learner = ActiveLearner.from_features(
             self.features,
             config=self.config,
