@@ -264,3 +264,26 @@ def test_bigram_counts_are_countvectorizers_in_another_column_order(donners) -> 
     assert count_bigrams(["alpha beta", "gamma delta"]).shape == (2, 2)
     assert count_bigrams(["one", "", "x y"]) is None
     assert count_bigrams(["alpha beta", "gamma delta"], min_df=2) is None
+
+
+def test_adaptive_fusion_weighs_each_part_by_the_pairs_it_ranked_right_since_the_last_fit(donners, features) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    first = _screened_part_way(donners)
+    learner = _learner(features, LearnerConfig(adaptive_fusion=10.0), first)
+    earlier = {name: values.copy() for name, values in learner._fit_parts.items()}
+    batch = [int(i) for i in learner.ranked(40)]  # the next 40 records, screened with real labels
+    learner.set_labels({i: int(donners.labels[i]) for i in batch})
+    scores = learner.scores()
+    y = donners.labels[batch] == 1
+    assert 0 < y.sum() < len(batch)  # both kinds in the batch: the weights have evidence
+    auc = {name: roc_auc_score(y, values[batch]) for name, values in earlier.items()}
+    assert learner._pairs == int(y.sum() * (~y).sum())
+    base = {"svm": 1.0, "phrases": 0.5, "neighbour": 0.5}
+    weight = {name: w * np.exp(10.0 * (auc[name] - auc["svm"])) for name, w in base.items()}
+    weight["svm"] = 1.0
+    fixed = _learner(features, LearnerConfig(), {**first, **{i: int(donners.labels[i]) for i in batch}})
+    parts = fixed._fit_parts  # the same fits' z-scores, from a learner with fixed weights
+    expected = sum(weight[name] * parts[name] for name in base)
+    assert np.allclose(scores, expected)
+    assert not np.allclose(scores, fixed.scores())

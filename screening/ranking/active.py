@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
 from sklearn.naive_bayes import MultinomialNB
@@ -79,6 +80,11 @@ class LearnerConfig:
     # models err on different records, so the fusion falls less far behind on any one review.
     phrase_weight: float = 0.5
     phrase_C: float = 0.11
+    # Let the review's own labels reweight the fusion: each part beside the SVM is weighted by
+    # exp(adaptive_fusion * (its AUC - the SVM's)), both AUCs counted over the records labeled
+    # between fits (include-exclude pairs labeled in the same batch, scored by the earlier fit);
+    # 0 = the fixed weights above.
+    adaptive_fusion: float = 0.0
 
     @classmethod
     def with_embeddings(cls, **changes: object) -> LearnerConfig:
@@ -200,6 +206,12 @@ class ActiveLearner:
         self._order: np.ndarray | None = None
         self._cursor = 0
         self._stale = True
+        # evidence of each fused part, for adaptive_fusion: the last fit's z-scores and pool,
+        # and the include-exclude pairs each part has ranked right since
+        self._fit_parts: dict[str, np.ndarray] | None = None
+        self._fit_pool: np.ndarray | None = None
+        self._pairs_right: dict[str, float] = {}
+        self._pairs = 0
 
     @classmethod
     def from_features(cls, features: TextFeatures, **kwargs: object) -> ActiveLearner:
@@ -259,26 +271,60 @@ class ActiveLearner:
             y = (self.labels[rows] == self.INCLUDE).astype(np.int8)  # temporary excludes: 0
             self.model_.fit(self.model_matrix[rows], y)
             self.n_fits += 1
-            scores = self.model_.decision_function(self.model_matrix)
-            parts = []
+            parts = {"svm": (1.0, self.model_.decision_function(self.model_matrix))}
             for name, (weight, model) in self.side_models_.items():
                 X = {"words": self.matrix, "phrases": self.phrase_matrix}.get(name, self.model_matrix)
                 model.fit(X[rows], y)
-                parts.append((weight, _decision(model, X)))
+                parts[name] = (weight, _decision(model, X))
             if self.embeddings is not None and self.config.embedding_weight > 0:
                 self.embedding_model_.fit(self.embeddings[rows], y)
-                parts.append((self.config.embedding_weight, self.embedding_model_.decision_function(self.embeddings)))
+                parts["embeddings"] = (
+                    self.config.embedding_weight,
+                    self.embedding_model_.decision_function(self.embeddings),
+                )
             if self.config.neighbour_weight > 0:
-                parts.append((self.config.neighbour_weight, self._nearest_include(pos)))
-            if parts:
-                scores = zscore(scores) + sum(w * zscore(part) for w, part in parts)
-            return scores
+                parts["neighbour"] = (self.config.neighbour_weight, self._nearest_include(pos))
+            if len(parts) == 1:
+                return parts["svm"][1]
+            z = {name: zscore(values) for name, (_, values) in parts.items()}
+            weights = {name: weight for name, (weight, _) in parts.items()}
+            if self.config.adaptive_fusion > 0:
+                weights = self._adapted_weights(weights)
+            self._fit_parts, self._fit_pool = z, self.labels == self.UNLABELED
+            return z["svm"] + sum(weights[name] * z[name] for name in parts if name != "svm")
         if pos.size:
             centroid = np.asarray(self.matrix[pos].mean(axis=0)).ravel()
             return np.asarray(self.matrix @ centroid).ravel()
         if self.prior_scores is not None:
             return np.asarray(self.prior_scores, dtype=np.float64)
         raise ConfigError("no include yet and no topic text to rank by: set the project's query, criteria or keywords")
+
+    def _adapted_weights(self, weights: dict[str, float]) -> dict[str, float]:
+        """Fusion weights after the evidence of the labels made since the last fit.
+
+        Each part's include-exclude pairs ranked right are counted on the rows unlabeled at
+        the last fit and labeled since, with that fit's scores: the records every part was
+        judged on alike. The counts add up over the review.
+        """
+        previous, pool = self._fit_parts, self._fit_pool
+        if previous is not None and pool is not None:
+            batch = pool & ((self.labels == self.INCLUDE) | (self.labels == self.EXCLUDE))
+            y = self.labels[batch] == self.INCLUDE
+            n_pos, n_neg = int(y.sum()), int((~y).sum())
+            if n_pos and n_neg:
+                for name, values in previous.items():
+                    ranks = rankdata(values[batch])
+                    right = float(ranks[y].sum() - n_pos * (n_pos + 1) / 2)
+                    self._pairs_right[name] = self._pairs_right.get(name, 0.0) + right
+                self._pairs += n_pos * n_neg
+        if not self._pairs:
+            return weights
+        auc = {name: self._pairs_right.get(name, 0.0) / self._pairs for name in weights}
+        strength = self.config.adaptive_fusion
+        return {
+            name: weight if name == "svm" else weight * math.exp(strength * (auc[name] - auc["svm"]))
+            for name, weight in weights.items()
+        }
 
     def _temporary_excludes(self) -> np.ndarray:
         """``config.temporary_excludes`` random unscreened rows, the same for the same labels and seed."""
