@@ -158,6 +158,8 @@ CANDIDATES: dict[str, dict[str, object]] = {
     # vocabulary, no title columns) with elas_u4's C
     "C0.2+elas1": {"C": 0.2, "phrase_weight": 1.0, "phrase_C": 0.11, "features": {"phrases": "joint"}},
     "C0.2+elas0.5": {"C": 0.2, "phrase_weight": 0.5, "phrase_C": 0.11, "features": {"phrases": "joint"}},
+    # eleventh round: the fusion weight between round 8's two (a finer grid)
+    "C0.2+elas0.75": {"C": 0.2, "phrase_weight": 0.75, "phrase_C": 0.11, "features": {"phrases": "joint"}},
     # eleventh round: the default fusion with weights the review's own labels adapt (each part by
     # its include-exclude pairs ranked right since the last fit, against the SVM's)
     "C0.2+elas0.5+adapt10": {

@@ -279,7 +279,8 @@ def test_adaptive_fusion_weighs_each_part_by_the_pairs_it_ranked_right_since_the
     assert 0 < y.sum() < len(batch)  # both kinds in the batch: the weights have evidence
     auc = {name: roc_auc_score(y, values[batch]) for name, values in earlier.items()}
     assert learner._pairs == int(y.sum() * (~y).sum())
-    base = {"svm": 1.0, "phrases": 0.5, "neighbour": 0.5}
+    config = LearnerConfig()
+    base = {"svm": 1.0, "phrases": config.phrase_weight, "neighbour": config.neighbour_weight}
     weight = {name: w * np.exp(10.0 * (auc[name] - auc["svm"])) for name, w in base.items()}
     weight["svm"] = 1.0
     fixed = _learner(features, LearnerConfig(), {**first, **{i: int(donners.labels[i]) for i in batch}})

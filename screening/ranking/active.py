@@ -39,9 +39,9 @@ class LearnerConfig:
     """Saved settings of a ranking run: JSON-friendly, stored with results.
 
     The defaults were chosen by leave-one-review-out cross-validation over the 21-review suite
-    (``benchmarks/cross_validate.py``, docs/ranking.md "Fourth round" and "Eighth round"): a
+    (``benchmarks/cross_validate.py``, docs/ranking.md "Fourth", "Eighth" and "Eleventh round"): a
     linear SVM (C=0.2, includes weighted 9.8 times the balanced weight, as ASReview's elas_u4)
-    on word and character 4-gram features, fused at weight 0.5 with a second SVM (C=0.11) on
+    on word and character 4-gram features, fused at weight 0.75 with a second SVM (C=0.11) on
     words and word bigrams (elas_u4's own features), plus the nearest-include similarity on the
     word features. The other options below are off by default: none did better under
     cross-validation.
@@ -78,7 +78,7 @@ class LearnerConfig:
     # Weight of a second SVM (C = ``phrase_C``) on the phrase matrix (words and word bigrams,
     # no character n-grams: ``FeatureConfig.phrases``), fused with the first as z-scores: the two
     # models err on different records, so the fusion falls less far behind on any one review.
-    phrase_weight: float = 0.5
+    phrase_weight: float = 0.75
     phrase_C: float = 0.11
     # Let the review's own labels reweight the fusion: each part beside the SVM is weighted by
     # exp(adaptive_fusion * (its AUC - the SVM's)), both AUCs counted over the records labeled
