@@ -282,7 +282,6 @@ def test_adaptive_fusion_weighs_each_part_by_the_pairs_it_ranked_right_since_the
     config = LearnerConfig()
     base = {"svm": 1.0, "phrases": config.phrase_weight, "neighbour": config.neighbour_weight}
     weight = {name: w * np.exp(10.0 * (auc[name] - auc["svm"])) for name, w in base.items()}
-    weight["svm"] = 1.0
     fixed = _learner(features, LearnerConfig(), {**first, **{i: int(donners.labels[i]) for i in batch}})
     parts = fixed._fit_parts  # the same fits' z-scores, from a learner with fixed weights
     expected = sum(weight[name] * parts[name] for name in base)

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
+from sklearn.metrics import roc_auc_score
 from sklearn.naive_bayes import MultinomialNB
 
 from ..errors import ConfigError
@@ -313,8 +313,7 @@ class ActiveLearner:
             n_pos, n_neg = int(y.sum()), int((~y).sum())
             if n_pos and n_neg:
                 for name, values in previous.items():
-                    ranks = rankdata(values[batch])
-                    right = float(ranks[y].sum() - n_pos * (n_pos + 1) / 2)
+                    right = roc_auc_score(y, values[batch]) * n_pos * n_neg
                     self._pairs_right[name] = self._pairs_right.get(name, 0.0) + right
                 self._pairs += n_pos * n_neg
         if not self._pairs:
